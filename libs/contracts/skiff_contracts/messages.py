@@ -1,0 +1,143 @@
+"""Every message on the bus: trip submissions, worker commands and replies.
+
+One frozen model per message, each with a `kind` literal so unions parse by discriminator.
+Failure is a value (`NeedsEscalation`, `Failed`, `SubmitRejected`), never an exception.
+Within v1 only optional fields are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+from skiff_contracts.base import Envelope, Frozen, new_message_id
+from skiff_contracts.domains import Domain, DomainRequest
+from skiff_contracts.problems import EscalationReason, Problem
+
+MAX_REQUEST_CHARS = 2000
+"""Longest accepted request text. Longer texts are refused with `SubmitRejected`."""
+
+Tier = Literal["slm", "llm", "user"]
+
+
+def trip_id_for(client_request_id: str) -> str:
+    """The trip id is derived from the client's request id, so a retried submission is one trip."""
+    digest = hashlib.sha256(client_request_id.encode()).hexdigest()
+    return f"trip-{digest[:20]}"
+
+
+def default_reference_date() -> date:
+    """Today in UTC: the date relative phrases ("next Friday") resolve against."""
+    return date.today()
+
+
+# --- trip submission -------------------------------------------------------------------------
+
+
+class TripRequest(Frozen):
+    """A user's travel request in their own words."""
+
+    kind: Literal["trip_request"] = "trip_request"
+    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    reference_date: date = Field(default_factory=default_reference_date)
+    client_request_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        default_factory=new_message_id
+    )
+
+    @property
+    def trip_id(self) -> str:
+        return trip_id_for(self.client_request_id)
+
+
+class TripAccepted(Frozen):
+    """Reply to a submission: the trip exists and its events follow on `trip.events.<trip_id>`."""
+
+    kind: Literal["trip_accepted"] = "trip_accepted"
+    trip_id: str
+    duplicate: bool = Field(description="true when this client_request_id was already submitted")
+
+
+class SubmitRejected(Frozen):
+    """Reply to a submission that cannot become a trip (malformed, empty, oversized)."""
+
+    kind: Literal["submit_rejected"] = "submit_rejected"
+    errors: tuple[Problem, ...]
+
+
+SubmitReply = Annotated[TripAccepted | SubmitRejected, Field(discriminator="kind")]
+SUBMIT_REPLY: TypeAdapter[TripAccepted | SubmitRejected] = TypeAdapter(SubmitReply)
+
+
+# --- commands to workers ---------------------------------------------------------------------
+
+
+class ExtractTask(Envelope):
+    """Ask a domain worker to turn the request text into a grounded domain request."""
+
+    kind: Literal["extract"] = "extract"
+    domain: Domain
+    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    reference_date: date
+
+
+Task = Annotated[ExtractTask, Field(discriminator="kind")]
+
+
+# --- replies from workers --------------------------------------------------------------------
+
+
+class ModelCall(Frozen):
+    """Who answered and what it cost: one record per model call."""
+
+    tier: Tier
+    engine: str
+    model: str
+    version: str
+    adapter: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+
+
+class Extracted(Envelope):
+    """The domain request, grounded and validated."""
+
+    kind: Literal["extracted"] = "extracted"
+    domain: Domain
+    params: DomainRequest
+    confidence: float | None = Field(default=None, description="mean over value fields, 0..1")
+    field_confidence: dict[str, float] = Field(default_factory=dict)
+    dropped_fields: tuple[str, ...] = Field(
+        default=(), description="values the model gave that the request text does not support"
+    )
+    call: ModelCall | None = None
+
+
+class NeedsEscalation(Envelope):
+    """The worker could not produce a request it trusts; the reason says why."""
+
+    kind: Literal["needs_escalation"] = "needs_escalation"
+    domain: Domain
+    reason: EscalationReason
+    attempt: dict[str, Any] | None = Field(
+        default=None, description="the model's draft as emitted, for the next tier"
+    )
+    errors: tuple[Problem, ...] = ()
+    call: ModelCall | None = None
+
+
+class Failed(Envelope):
+    """The command itself was unusable (malformed, wrong domain) or failed for good."""
+
+    kind: Literal["failed"] = "failed"
+    domain: Domain | None = None
+    reason: str
+    retryable: bool = False
+    errors: tuple[Problem, ...] = ()
+
+
+WorkerResult = Annotated[Extracted | NeedsEscalation | Failed, Field(discriminator="kind")]
+WORKER_RESULT: TypeAdapter[Extracted | NeedsEscalation | Failed] = TypeAdapter(WorkerResult)

@@ -1,0 +1,65 @@
+"""NATS subject names, stream names and KV buckets. Services never spell these as literals."""
+
+from __future__ import annotations
+
+from skiff_contracts.domains import Domain
+from skiff_contracts.inventory import InventoryOperation
+
+PREFIX = "skiff.v1"
+
+TRIP_SUBMIT = f"{PREFIX}.trip.submit"
+TRIP_EVENTS_ALL = f"{PREFIX}.trip.events.*"
+TASKS_ALL = f"{PREFIX}.task.>"
+RESULTS_ALL = f"{PREFIX}.result.*"
+
+
+def trip_events(trip_id: str) -> str:
+    """Where every transition of one trip is published."""
+    return f"{PREFIX}.trip.events.{trip_id}"
+
+
+def task(domain: Domain, operation: str) -> str:
+    """The command subject for one domain worker and operation, e.g. `task.flights.extract`."""
+    return f"{PREFIX}.task.{domain}.{operation}"
+
+
+def domain_tasks(domain: Domain) -> str:
+    """Every command for one domain: the filter of that domain's durable consumer."""
+    return f"{PREFIX}.task.{domain}.*"
+
+
+def result(domain: Domain) -> str:
+    """Where a domain's workers publish their replies."""
+    return f"{PREFIX}.result.{domain}"
+
+
+def command_id(trip_id: str, step: str, attempt: int) -> str:
+    """`Nats-Msg-Id` for a command: the same command published twice is stored once."""
+    return f"{trip_id}:{step}:{attempt}"
+
+
+# JetStream streams and KV buckets (provisioned by `skiff streams apply`).
+STREAM_TASKS = "TASKS"
+STREAM_RESULTS = "RESULTS"
+STREAM_TRIP_EVENTS = "TRIP_EVENTS"
+BUCKET_SAGAS = "SAGAS"
+
+# Durable consumers.
+PLANNER_RESULTS_CONSUMER = "planner-results"
+
+
+def worker_consumer(domain: Domain) -> str:
+    return f"worker-{domain}"
+
+
+# The inventory service: core NATS request/reply, one subject per domain and operation.
+INVENTORY_QUEUE = "inventory"
+INVENTORY_ALL = f"{PREFIX}.inventory.>"
+
+
+def inventory(domain: Domain, operation: InventoryOperation) -> str:
+    """A supplier operation on one domain, e.g. `inventory.flights.hold`.
+
+    Operations: `search`, `hold`, `confirm`, `release` (see `skiff_contracts.inventory`).
+    """
+    return f"{PREFIX}.inventory.{domain}.{operation}"

@@ -1,0 +1,121 @@
+"""Evidence: a draft value stands only if the request text supports it.
+
+Drafts are meant to be copied spans, so this is checkable. Small models copy values from
+their worked examples ("2 passengers", "Delta") into requests that never said them; such a
+value is dropped to null here, and the caller records which fields were dropped. A value
+the user did not give must stay null — this is where that rule is enforced, whatever the
+model does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TypeVar
+
+from pydantic import BaseModel
+from rapidfuzz import fuzz
+
+from skiff_travel.grounding import Grounded, ground_city
+from skiff_travel.text import normalize_key
+
+PLACE_FIELDS = frozenset({"origin", "destination", "location", "pickup_city"})
+DATE_FIELDS = frozenset({
+    "departure_date", "return_date", "check_in_date", "check_out_date", "pickup_date",
+    "dropoff_date", "trip_start", "trip_end", "pickup_time",
+})  # fmt: skip
+NUMBER_WORDS = {
+    "one": 1, "single": 1, "alone": 1, "myself": 1, "two": 2, "couple": 2, "both": 2,
+    "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}  # fmt: skip
+# Words that must be in the text for a boolean or a category to be claimed.
+CUES: dict[str, tuple[str, ...]] = {
+    "nonstop": ("nonstop", "non stop", "direct"),
+    "refundable": ("refund",),
+    "wifi": ("wifi", "wi fi", "internet"),
+    "pets_allowed": ("pet", "dog", "cat", "puppy"),
+    "economy": ("economy", "coach"),
+    "premium_economy": ("premium",),
+    "business": ("business",),
+    "first": ("first class", "first"),
+    "compact": ("compact",),
+    "standard": ("standard",),
+    "full_size": ("full size", "fullsize", "full"),
+    "hatchback": ("hatchback",),
+    "sedan": ("sedan",),
+    "suv": ("suv",),
+    "minivan": ("minivan", "van"),
+    "luxury": ("luxury",),
+    "basic": ("basic",),
+    "premium": ("premium",),
+}
+# Words a date may carry that the text need not repeat ("the 12th" → "the 12th of March").
+DATE_FILLER = frozenset({
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "of", "the", "st", "nd", "rd", "th",
+})  # fmt: skip
+FUZZY_CUTOFF = 85
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+DraftT = TypeVar("DraftT", bound=BaseModel)
+
+
+def _numbers_in(text: str) -> set[float]:
+    found = {float(n) for n in _NUMBER.findall(text)}
+    found |= {float(v) for word, v in NUMBER_WORDS.items() if re.search(rf"\b{word}\b", text)}
+    return found
+
+
+def _phrase_in(phrase: str, text: str) -> bool:
+    return bool(phrase) and (
+        f" {phrase} " in f" {text} " or fuzz.partial_ratio(phrase, text) >= FUZZY_CUTOFF
+    )
+
+
+def _place_supported(value: str, key: str, text: str) -> bool:
+    if _phrase_in(key, text):
+        return True
+    grounding = ground_city(value)
+    if not isinstance(grounding, Grounded):
+        return False
+    city = grounding.city
+    names = [city.name, city.iata, *city.airports, *city.aliases]
+    return any(_phrase_in(normalize_key(name), text) for name in names)
+
+
+def _date_supported(key: str, text: str) -> bool:
+    """Every number and every non-month word of a date must be in the text."""
+    numbers = {n.lstrip("0") for n in re.findall(r"\d+", key)}
+    text_numbers = {n.lstrip("0") for n in re.findall(r"\d+", text)}
+    if not numbers <= text_numbers:
+        return False
+    words = [w for w in re.findall(r"[a-z]+", key) if w not in DATE_FILLER]
+    return all(_phrase_in(w, text) for w in words)
+
+
+def supported(field: str, value: object, text: str) -> bool:
+    """Whether the (normalised) request `text` supports `value` for `field`."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return any(_phrase_in(cue, text) for cue in CUES.get(field, (field,)))
+    if isinstance(value, int | float):
+        return float(value) in _numbers_in(text)
+    key = normalize_key(str(value))
+    if field in PLACE_FIELDS:
+        return _place_supported(str(value), key, text)
+    if field in DATE_FIELDS:
+        return _date_supported(key, text)
+    if str(value) in CUES:
+        return any(_phrase_in(cue, text) for cue in CUES[str(value)])
+    return _phrase_in(key, text)
+
+
+def unsupported_fields(draft: BaseModel, text: str) -> tuple[str, ...]:
+    """Names of the draft's fields whose values the text does not support."""
+    normalized = normalize_key(text[:4000])
+    return tuple(name for name, value in draft if not supported(name, value, normalized))
+
+
+def without(draft: DraftT, fields: Iterable[str]) -> DraftT:
+    """The draft with `fields` set to null."""
+    return draft.model_copy(update=dict.fromkeys(fields))

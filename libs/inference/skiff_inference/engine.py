@@ -1,0 +1,105 @@
+"""The `Engine` protocol and the values that cross it.
+
+Every engine takes chat messages and a JSON Schema (a pydantic `model_json_schema()`
+dict), constrains decoding to that schema, and returns a `Generation`. Output that is
+not valid JSON is a *value* (`value=None`, `json_error` set) the caller turns into a
+typed escalation; only engine or transport failures raise, as `EngineError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypedDict
+
+
+class ChatMessage(TypedDict):
+    """One chat turn. Put the fixed system prompt first so engines can reuse its prefix."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One output token: its text as it appears in `Generation.raw`, and its log-probability.
+
+    The in-process llama.cpp engine reports the model's own distribution before the
+    grammar mask; HTTP engines report what their server computes.
+    """
+
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The result of one constrained generation.
+
+    `token_logprobs` has one entry per output token, in order, and the entries' texts
+    concatenate to `raw`. `tokens_out` is the engine's own count: the in-process engine
+    does not count the end-of-generation token, some servers do (their entry then has
+    empty text).
+    """
+
+    value: object | None
+    raw: str
+    tokens_in: int
+    tokens_out: int
+    token_logprobs: tuple[TokenLogprob, ...]
+    latency_ms: float
+    engine: str
+    model: str
+    adapter: str | None = None
+    json_error: str | None = None
+
+
+class EngineError(Exception):
+    """The engine or its transport failed; no `Generation` was produced.
+
+    `transient` says whether retrying the same call may succeed (connection reset,
+    timeout, 5xx, 429) or not (other 4xx, bad configuration, prompt too long).
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+    def __repr__(self) -> str:
+        return f"EngineError({self.message!r}, transient={self.transient})"
+
+
+class Engine(Protocol):
+    """A model behind one narrow call: messages + JSON Schema in, `Generation` out."""
+
+    @property
+    def kind(self) -> str:
+        """Which engine this is: "llamacpp", "openai" or "sglang"."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model id reported in every `Generation`."""
+        ...
+
+    async def generate_json(
+        self,
+        messages: Sequence[ChatMessage],
+        schema: Mapping[str, Any],
+        *,
+        adapter: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Generation:
+        """Generate JSON constrained to `schema`; raise `EngineError` only on engine failure."""
+        ...
+
+    async def warm_up(self, messages: Sequence[ChatMessage], schema: Mapping[str, Any]) -> None:
+        """Pay first-call costs (grammar build, prompt prefix) now rather than on a real call."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model or the connection pool."""
+        ...

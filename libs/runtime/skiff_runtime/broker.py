@@ -1,0 +1,36 @@
+"""The one place a process builds its NATS connection (FastStream broker)."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
+
+from skiff_runtime.settings import ServiceSettings
+
+
+def security_for(settings: ServiceSettings) -> NatsSecurity | None:
+    """A `.creds` file (JWT + seed) wins over user/password; neither means no auth."""
+    if settings.nats_creds is not None:
+        return NatsCredentials.from_file(settings.nats_creds)
+    if settings.nats_user and settings.nats_password:
+        return NatsUserPassword(settings.nats_user, settings.nats_password.get_secret_value())
+    return None
+
+
+def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
+    """A broker that reconnects forever: a NATS restart must not end the process."""
+    return NatsBroker(
+        settings.nats_url,
+        name=service,
+        security=security_for(settings),
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        # Per-message "received/processed" lines go to debug; errors still surface.
+        logger=logging.getLogger(f"skiff.{service}.faststream"),
+        log_level=logging.DEBUG,
+        graceful_timeout=30.0,
+    )

@@ -1,0 +1,100 @@
+"""At-least-once handling of one JetStream message: ack, paced retry, or dead-letter.
+
+JetStream redelivers a plain NAK at once and keeps the server's max-deliveries advisory
+nowhere, so retries are paced with `nak(delay=…)` and a message that used its last delivery
+(or can never succeed) is copied to the `DLQ` stream with the reason, then terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from faststream.nats import NatsBroker
+from faststream.nats.message import NatsMessage
+
+from skiff_runtime.jetstream import STREAM_DLQ, ConsumerSpec, dlq_subject
+from skiff_runtime.publishing import MSG_ID_HEADER
+
+log = structlog.get_logger()
+
+HEARTBEAT_S = 5.0
+MAX_RETRY_DELAY_S = 30.0
+
+
+class PoisonMessage(Exception):
+    """This message can never be processed (malformed, wrong schema): dead-letter it now."""
+
+
+def deliveries(message: NatsMessage) -> int:
+    """How many times the server has delivered this message, this delivery included."""
+    return int(message.raw_message.metadata.num_delivered or 1)
+
+
+def retry_delay(delivered: int) -> float:
+    """Exponential pacing: 0.5 s, 1 s, 2 s … capped at 30 s."""
+    return float(min(MAX_RETRY_DELAY_S, 0.5 * 2 ** max(0, delivered - 1)))
+
+
+async def dead_letter(
+    broker: NatsBroker, message: NatsMessage, spec: ConsumerSpec, reason: str
+) -> None:
+    """Copy the message to `dlq.<stream>` with why and where it came from, then terminate it."""
+    meta = message.raw_message.metadata
+    sequence = meta.sequence.stream if meta.sequence else 0
+    headers = {
+        MSG_ID_HEADER: f"dlq:{spec.stream}:{sequence}",
+        "Skiff-Dlq-Reason": reason[:1000],
+        "Skiff-Dlq-Subject": message.raw_message.subject,
+        "Skiff-Dlq-Stream": spec.stream,
+        "Skiff-Dlq-Consumer": spec.durable,
+        "Skiff-Dlq-Sequence": str(sequence),
+        "Skiff-Dlq-Deliveries": str(deliveries(message)),
+    }
+    await broker.publish(message.body, dlq_subject(spec.stream), headers=headers, stream=STREAM_DLQ)
+    await message.reject()
+    log.error("dead-lettered", subject=message.raw_message.subject, reason=reason)
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(message: NatsMessage, every_s: float = HEARTBEAT_S) -> AsyncIterator[None]:
+    """Tell the server the message is still being worked on, so AckWait does not expire."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await message.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def settle(
+    broker: NatsBroker,
+    message: NatsMessage,
+    spec: ConsumerSpec,
+    work: Callable[[], Awaitable[None]],
+) -> None:
+    """Run `work` for one delivery and settle the message according to how it ended."""
+    try:
+        async with heartbeat(message):
+            await work()
+    except PoisonMessage as error:
+        await dead_letter(broker, message, spec, f"poison: {error}")
+        return
+    except Exception as error:
+        delivered = deliveries(message)
+        if delivered >= spec.max_deliver:
+            await dead_letter(broker, message, spec, f"failed {delivered} times: {error!r}")
+        else:
+            log.warning("retrying", error=repr(error), delivered=delivered)
+            await message.nack(delay=retry_delay(delivered))
+        return
+    await message.ack()

@@ -1,0 +1,145 @@
+"""The JetStream layout (streams, durable consumers, KV buckets) and the step that provisions it.
+
+Services never declare streams at start-up; `skiff streams apply` (and `make run`) calls
+`apply_layout`, which is idempotent: it creates what is missing and updates what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
+
+from skiff_contracts import subjects
+from skiff_contracts.domains import DOMAINS
+
+MiB = 1024 * 1024
+DAY = 24 * 3600.0
+DUPLICATE_WINDOW_S = 120.0
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+    max_age_s: float = 7 * DAY
+    max_bytes: int = 1024 * MiB
+
+    def config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=self.max_age_s,
+            max_bytes=self.max_bytes,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=1,
+        )
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 64
+    description: str = ""
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=self.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            description=self.description or None,
+        )
+
+
+@dataclass(frozen=True)
+class Layout:
+    streams: tuple[StreamSpec, ...]
+    consumers: tuple[ConsumerSpec, ...]
+    buckets: tuple[KeyValueConfig, ...] = field(default=())
+
+
+def dlq_subject(stream: str) -> str:
+    """Where messages of `stream` go once they have exhausted their deliveries."""
+    return f"{subjects.PREFIX}.dlq.{stream}"
+
+
+STREAM_DLQ = "DLQ"
+
+WORKER_CONSUMERS = {
+    domain: ConsumerSpec(
+        stream=subjects.STREAM_TASKS,
+        durable=subjects.worker_consumer(domain),
+        filter_subject=subjects.domain_tasks(domain),
+        description=f"{domain} workers (one queue of commands shared by all replicas)",
+    )
+    for domain in DOMAINS
+}
+PLANNER_RESULTS = ConsumerSpec(
+    stream=subjects.STREAM_RESULTS,
+    durable=subjects.PLANNER_RESULTS_CONSUMER,
+    filter_subject=subjects.RESULTS_ALL,
+    max_deliver=10,
+    description="planner: every worker reply drives a saga transition",
+)
+
+LAYOUT = Layout(
+    streams=(
+        StreamSpec(
+            subjects.STREAM_TASKS, (subjects.TASKS_ALL,), retention=RetentionPolicy.WORK_QUEUE
+        ),
+        StreamSpec(subjects.STREAM_RESULTS, (subjects.RESULTS_ALL,)),
+        StreamSpec(subjects.STREAM_TRIP_EVENTS, (subjects.TRIP_EVENTS_ALL,)),
+        StreamSpec(STREAM_DLQ, (f"{subjects.PREFIX}.dlq.>",), max_age_s=30 * DAY),
+    ),
+    consumers=(*WORKER_CONSUMERS.values(), PLANNER_RESULTS),
+    buckets=(KeyValueConfig(bucket=subjects.BUCKET_SAGAS, history=5, storage=StorageType.FILE),),
+)
+
+
+async def apply_layout(js: JetStreamContext, layout: Layout = LAYOUT) -> list[str]:
+    """Create or update every stream, consumer and bucket; returns one line per action."""
+    report: list[str] = []
+    for spec in layout.streams:
+        try:
+            await js.stream_info(spec.name)
+            await js.update_stream(spec.config())
+            report.append(f"stream {spec.name}: up to date")
+        except NotFoundError:
+            await js.add_stream(spec.config())
+            report.append(f"stream {spec.name}: created")
+    for consumer in layout.consumers:
+        await js.add_consumer(consumer.stream, consumer.config())
+        report.append(f"consumer {consumer.stream}/{consumer.durable}: applied")
+    for bucket in layout.buckets:
+        try:
+            await js.key_value(bucket.bucket)
+            report.append(f"bucket {bucket.bucket}: exists")
+        except BucketNotFoundError:
+            await js.create_key_value(bucket)
+            report.append(f"bucket {bucket.bucket}: created")
+    return report

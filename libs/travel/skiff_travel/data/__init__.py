@@ -1,0 +1,1 @@
+"""Data files shipped with skiff_travel: the generated city catalog, `cities.json`."""

@@ -1,0 +1,1 @@
+"""The `skiff` command line: submit and follow trips, batch extraction, and the local stack."""

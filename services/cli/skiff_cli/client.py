@@ -1,0 +1,94 @@
+"""A small async client for trips: submit, follow events, read the saga record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import nats
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from skiff_contracts import subjects
+from skiff_contracts.events import TRIP_EVENT, TripEvent, TripFinished
+from skiff_contracts.messages import SUBMIT_REPLY, SubmitRejected, TripAccepted, TripRequest
+from skiff_contracts.saga import SagaRecord
+
+
+class SubmitError(Exception):
+    """The planner refused the request; `rejected.errors` says why."""
+
+    def __init__(self, rejected: SubmitRejected) -> None:
+        super().__init__("; ".join(f"{p.field or 'request'}: {p.message}" for p in rejected.errors))
+        self.rejected = rejected
+
+
+class SkiffClient:
+    def __init__(self, connection: Client) -> None:
+        self.connection = connection
+        self.js = connection.jetstream()
+
+    @classmethod
+    async def connect(cls, url: str) -> SkiffClient:
+        return cls(await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=1))
+
+    async def __aenter__(self) -> SkiffClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.connection.close()
+
+    @retry(
+        retry=retry_if_exception_type((NatsTimeout, NoRespondersError)),
+        wait=wait_exponential_jitter(initial=0.5, max=5),
+        stop=stop_after_delay(60),
+        reraise=True,
+    )
+    async def submit(self, request: TripRequest, timeout_s: float = 10.0) -> TripAccepted:
+        """Submit once per `client_request_id`; retried on timeouts (the planner de-duplicates)."""
+        reply = await self.connection.request(
+            subjects.TRIP_SUBMIT, request.model_dump_json().encode(), timeout=timeout_s
+        )
+        answer = SUBMIT_REPLY.validate_json(reply.data)
+        if isinstance(answer, SubmitRejected):
+            raise SubmitError(answer)
+        return answer
+
+    async def events(self, trip_id: str, timeout_s: float = 600.0) -> AsyncIterator[TripEvent]:
+        """Every event of the trip from the first, in order, until it finishes."""
+        subscription = await self.js.subscribe(
+            subjects.trip_events(trip_id),
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        seen = 0
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    message = await subscription.next_msg(timeout=timeout_s)
+                    event = TRIP_EVENT.validate_json(message.data)
+                    if event.seq <= seen:  # a re-sent event after the de-duplication window
+                        continue
+                    seen = event.seq
+                    yield event
+                    if isinstance(event, TripFinished):
+                        return
+        finally:
+            await subscription.unsubscribe()
+
+    async def saga(self, trip_id: str) -> SagaRecord | None:
+        kv = await self.js.key_value(subjects.BUCKET_SAGAS)
+        try:
+            entry = await kv.get(trip_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return SagaRecord.model_validate_json(entry.value) if entry.value else None

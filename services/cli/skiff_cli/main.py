@@ -1,0 +1,187 @@
+"""`skiff`: the command line for trips, batch extraction and the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from skiff_cli import stack
+from skiff_cli.batch import DomainChoice, extract_local, extract_over_nats, run_extract
+from skiff_cli.client import SkiffClient, SubmitError
+from skiff_cli.render import print_event
+from skiff_contracts.events import TripFinished
+from skiff_contracts.messages import TripRequest
+from skiff_inference.factory import EngineSettings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+streams_app = typer.Typer(no_args_is_help=True, help="JetStream streams, consumers and buckets.")
+app.add_typer(streams_app, name="streams")
+console = Console(stderr=False)
+
+DEMO_TRIP = (
+    "Fly me from Boston to Denver on 12 March, back on the 16th, 2 adults. "
+    "Book a hotel in Denver for those nights, rent a compact car at the Denver airport "
+    "on the 12th, and add basic travel insurance for both of us."
+)
+
+NatsUrl = Annotated[
+    str | None,
+    typer.Option(help="NATS URL (default: $SKIFF_NATS_URL, the local stack, or localhost)"),
+]
+Home = Annotated[Path, typer.Option(help="where the local stack keeps its state")]
+
+
+def resolve_nats_url(option: str | None, home: Path = stack.DEFAULT_HOME) -> str:
+    if option:
+        return option
+    if env := os.environ.get("SKIFF_NATS_URL"):
+        return env
+    running = stack.Stack.load(home)
+    return running.nats_url if running else "nats://127.0.0.1:4222"
+
+
+async def follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s: float) -> int:
+    async with await SkiffClient.connect(url) as client:
+        try:
+            accepted = await client.submit(request)
+        except SubmitError as error:
+            if as_json:
+                print(error.rejected.model_dump_json())
+            else:
+                console.print(f"[red]rejected:[/] {error}")
+            return 2
+        finished: TripFinished | None = None
+        async for event in client.events(accepted.trip_id, timeout_s=timeout_s):
+            if as_json:
+                print(event.model_dump_json(), flush=True)
+            else:
+                print_event(console, event)
+            if isinstance(event, TripFinished):
+                finished = event
+        return 0 if finished is not None and finished.state == "completed" else 1
+
+
+@app.command()
+def trip(
+    text: Annotated[str, typer.Argument(help="the request, in the traveller's words")],
+    reference_date: Annotated[
+        str | None, typer.Option(help="'today' for relative dates, YYYY-MM-DD")
+    ] = None,
+    client_request_id: Annotated[
+        str | None, typer.Option(help="idempotency key; retries with it are one trip")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON event per line")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the trip to finish")] = 600.0,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Submit a trip request, show each step as it happens, print the itinerary."""
+    fields: dict[str, object] = {"text": text}
+    if reference_date:
+        fields["reference_date"] = date.fromisoformat(reference_date)
+    if client_request_id:
+        fields["client_request_id"] = client_request_id
+    request = TripRequest.model_validate(fields)
+    code = asyncio.run(follow_trip(resolve_nats_url(nats_url), request, as_json, timeout))
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    trip_id: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Show a trip's saga record."""
+
+    async def load() -> str | None:
+        async with await SkiffClient.connect(resolve_nats_url(nats_url)) as client:
+            record = await client.saga(trip_id)
+            return record.model_dump_json(indent=None if as_json else 2) if record else None
+
+    shown = asyncio.run(load())
+    if shown is None:
+        console.print(f"[red]no such trip:[/] {trip_id}")
+        raise typer.Exit(1)
+    print(shown)
+
+
+@app.command()
+def extract(
+    domain: Annotated[str, typer.Option(help="flights, hotels, cars, insurance or auto")],
+    input: Annotated[Path, typer.Option("--input", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("--output", dir_okay=False)],
+    reference_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="run the worker logic in-process, no NATS")
+    ] = False,
+    threads: Annotated[int, typer.Option(help="engine threads for --local and the router")] = 2,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Batch extraction: one JSONL line per input line and domain."""
+    if domain not in ("flights", "hotels", "cars", "insurance", "auto"):
+        raise typer.BadParameter(f"unknown domain {domain!r}", param_hint="--domain")
+    chosen: DomainChoice = domain  # type: ignore[assignment]
+    ref = date.fromisoformat(reference_date) if reference_date else date.today()
+    engine = EngineSettings(threads=threads)
+    rows = (
+        extract_local(input, chosen, ref, engine)
+        if local
+        else extract_over_nats(input, chosen, ref, resolve_nats_url(nats_url), engine)
+    )
+    counts = run_extract(rows, output)
+    console.print(json.dumps(counts), style="bold", highlight=False)
+
+
+@app.command()
+def up(
+    home: Home = stack.DEFAULT_HOME,
+    threads: Annotated[int, typer.Option(help="engine threads per worker")] = 1,
+) -> None:
+    """Start NATS and every service locally (state in --home)."""
+    running = stack.up(home, threads=threads)
+    console.print(f"stack up: {running.nats_url} (logs in {home}/)")
+
+
+@app.command()
+def down(home: Home = stack.DEFAULT_HOME) -> None:
+    """Stop what `skiff up` started."""
+    console.print("stack down" if stack.down(home) else "no stack running")
+
+
+@streams_app.command("apply")
+def streams_apply(nats_url: NatsUrl = None) -> None:
+    """Create or update every stream, consumer and KV bucket (idempotent)."""
+    for line in asyncio.run(stack.provision(resolve_nats_url(nats_url))):
+        console.print(line)
+
+
+@app.command()
+def demo(
+    text: Annotated[str, typer.Option(help="the demo request")] = DEMO_TRIP,
+    threads: Annotated[int, typer.Option(help="engine threads per worker")] = 1,
+) -> None:
+    """Start a throw-away local stack, run one four-domain trip end to end, stop the stack."""
+    with tempfile.TemporaryDirectory(prefix="skiff-demo-") as tmp:
+        home = Path(tmp)
+        console.print("[bold]starting NATS, the planner and four workers…[/]")
+        running = stack.up(home, threads=threads)
+        try:
+            console.print(f"[bold]trip:[/] {text}")
+            request = TripRequest(text=text)
+            code = asyncio.run(follow_trip(running.nats_url, request, False, 600.0))
+        finally:
+            stack.down(home)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    app()

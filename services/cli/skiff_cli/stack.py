@@ -1,0 +1,183 @@
+"""The local stack: a nats-server with JetStream and every service as a local process.
+
+State lives in one directory (default `.skiff/`): the NATS store, each process's log, and
+a `stack.json` naming the PIDs and the NATS URL so `skiff down` can stop what `skiff up`
+started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nats
+
+from skiff_contracts.domains import DOMAINS
+from skiff_runtime.jetstream import PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
+from skiff_runtime.nats_server import NatsServer
+
+DEFAULT_HOME = Path(".skiff")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    module: str
+    env: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
+
+
+@dataclass
+class Stack:
+    home: Path
+    nats_url: str = ""
+    nats_pid: int | None = None
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "stack.json"
+
+    def save(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        state = {
+            "nats_url": self.nats_url,
+            "nats_pid": self.nats_pid,
+            "services": [asdict(s) for s in self.services],
+        }
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, home: Path) -> Stack | None:
+        path = home / "stack.json"
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        services = [ServiceProcess(**s) for s in state["services"]]
+        return cls(home, state["nats_url"], state["nats_pid"], services)
+
+
+def default_services(threads: int) -> list[ServiceProcess]:
+    """The planner and one worker per domain, each engine on `threads` threads."""
+    services = [ServiceProcess("planner", "skiff_planner", {"SKIFF_ROUTER_THREADS": str(threads)})]
+    for domain in DOMAINS:
+        services.append(
+            ServiceProcess(
+                f"worker-{domain}",
+                "skiff_worker",
+                {"SKIFF_DOMAIN": domain, "SKIFF_ENGINE__THREADS": str(threads)},
+            )
+        )
+    return services
+
+
+async def provision(nats_url: str) -> list[str]:
+    """`skiff streams apply`: create or update every stream, consumer and bucket."""
+    connection = await nats.connect(nats_url)
+    try:
+        return await apply_layout(connection.jetstream())
+    finally:
+        await connection.close()
+
+
+async def wait_until_consuming(nats_url: str, timeout_s: float) -> None:
+    """Ready means: the planner and every worker have a pull request waiting on their consumer."""
+    connection = await nats.connect(nats_url)
+    js = connection.jetstream()
+    consumers = [PLANNER_RESULTS, *WORKER_CONSUMERS.values()]
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            waiting = [
+                (await js.consumer_info(c.stream, c.durable)).num_waiting or 0 for c in consumers
+            ]
+            if all(waiting):
+                return
+            if time.monotonic() > deadline:
+                idle = [c.durable for c, n in zip(consumers, waiting, strict=True) if not n]
+                raise TimeoutError(f"not consuming after {timeout_s:.0f}s: {', '.join(idle)}")
+            await asyncio.sleep(0.25)
+    finally:
+        await connection.close()
+
+
+def start_service(stack: Stack, service: ServiceProcess) -> None:
+    env = {
+        **os.environ,
+        "SKIFF_NATS_URL": stack.nats_url,
+        "SKIFF_LOG_FORMAT": "json",
+        **service.env,
+    }
+    log = (stack.home / f"{service.name}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", service.module],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    service.pid = process.pid
+
+
+def up(home: Path = DEFAULT_HOME, *, threads: int = 1, ready_timeout_s: float = 180.0) -> Stack:
+    """Start NATS (file store under `home`), provision JetStream, start every service."""
+    if (existing := Stack.load(home)) is not None and alive(existing.nats_pid):
+        raise RuntimeError(f"a stack is already running from {home} ({existing.nats_url})")
+    server = NatsServer(store_dir=home / "nats").start()
+    assert server.process is not None
+    stack = Stack(home, server.url, server.process.pid, default_services(threads))
+    stack.save()
+    asyncio.run(provision(stack.nats_url))
+    for service in stack.services:
+        start_service(stack, service)
+    stack.save()
+    try:
+        asyncio.run(wait_until_consuming(stack.nats_url, ready_timeout_s))
+    except BaseException:
+        down(home)
+        raise
+    return stack
+
+
+def alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_pid(pid: int | None, timeout_s: float = 20.0) -> None:
+    if not alive(pid):
+        return
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with contextlib.suppress(ChildProcessError):  # reap our children: no zombies
+            os.waitpid(pid, os.WNOHANG)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def down(home: Path = DEFAULT_HOME) -> bool:
+    """Stop every service, then NATS. False when no stack was recorded."""
+    stack = Stack.load(home)
+    if stack is None:
+        return False
+    for service in stack.services:
+        stop_pid(service.pid)
+    stop_pid(stack.nats_pid)
+    stack.state_file.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,21 @@
+"""`python -m skiff_planner`: settings → logging → router → serve."""
+
+from __future__ import annotations
+
+import asyncio
+
+from skiff_extraction.router import load_router
+from skiff_planner.app import create_app
+from skiff_planner.settings import PlannerSettings
+from skiff_runtime.logging import configure_logging
+
+
+async def main() -> None:
+    settings = PlannerSettings()
+    configure_logging("planner", settings.log_level, settings.log_format)
+    app, _ = create_app(settings, load_router(settings.router_model_path, settings.router_threads))
+    await app.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,102 @@
+"""The planner's edge: FastStream subscribers that translate NATS messages into service calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from faststream import AckPolicy, FastStream
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
+
+from skiff_contracts import subjects
+from skiff_contracts.messages import WORKER_RESULT, SubmitRejected, TripRequest
+from skiff_contracts.problems import validation_problems
+from skiff_extraction.router import Router
+from skiff_planner.adapters import JetStreamBus, KvSagaStore
+from skiff_planner.service import Planner
+from skiff_planner.settings import PlannerSettings
+from skiff_planner.transitions import Policy
+from skiff_runtime.broker import make_broker
+from skiff_runtime.delivery import PoisonMessage, settle
+from skiff_runtime.jetstream import PLANNER_RESULTS
+
+log = structlog.get_logger()
+
+
+@dataclass
+class PlannerRuntime:
+    """What the handlers need once the broker is connected."""
+
+    planner: Planner | None = None
+    sweeper: asyncio.Task[None] | None = field(default=None)
+
+    def require(self) -> Planner:
+        if self.planner is None:
+            raise RuntimeError("planner not started")
+        return self.planner
+
+
+def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, NatsBroker]:
+    broker = make_broker(settings, "planner")
+    runtime = PlannerRuntime()
+
+    @broker.subscriber(subjects.TRIP_SUBMIT, queue="planner")
+    async def on_submit(message: NatsMessage) -> bytes:
+        try:
+            request = TripRequest.model_validate_json(message.body)
+        except ValidationError as error:
+            rejected = SubmitRejected(errors=validation_problems(error))
+            log.info("submission rejected", errors=len(rejected.errors))
+            return rejected.model_dump_json().encode()
+        accepted = await runtime.require().submit(request)
+        return accepted.model_dump_json().encode()
+
+    @broker.subscriber(
+        subjects.RESULTS_ALL,
+        stream=JStream(subjects.STREAM_RESULTS, declare=False),
+        durable=PLANNER_RESULTS.durable,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_result(message: NatsMessage) -> None:
+        async def work() -> None:
+            try:
+                result = WORKER_RESULT.validate_json(message.body)
+            except ValidationError as error:
+                raise PoisonMessage(f"not a worker result: {error.error_count()} errors") from error
+            structlog.contextvars.bind_contextvars(trip_id=result.trip_id)
+            try:
+                await runtime.require().on_result(result)
+            finally:
+                structlog.contextvars.unbind_contextvars("trip_id")
+
+        await settle(broker, message, PLANNER_RESULTS, work)
+
+    async def sweep_forever(planner: Planner) -> None:
+        while True:
+            await asyncio.sleep(settings.sweep_interval_s)
+            try:
+                await planner.sweep()
+            except Exception as error:  # the sweeper must outlive any one bad record
+                log.exception("sweep failed", error=repr(error))
+
+    async def start() -> None:
+        kv = await broker.key_value(subjects.BUCKET_SAGAS, declare=False)
+        policy = Policy(step_timeout=timedelta(seconds=settings.step_timeout_s))
+        runtime.planner = Planner(KvSagaStore(kv), JetStreamBus(broker), router, policy=policy)
+        runtime.sweeper = asyncio.create_task(sweep_forever(runtime.planner))
+        log.info("planner ready")
+
+    async def stop() -> None:
+        if runtime.sweeper is not None:
+            runtime.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runtime.sweeper
+
+    app = FastStream(broker, after_startup=[start], on_shutdown=[stop])
+    return app, broker

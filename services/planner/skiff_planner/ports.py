@@ -1,0 +1,28 @@
+"""What the planner needs from the outside world, as protocols (adapters live in `adapters.py`)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from skiff_contracts.saga import Outgoing, SagaRecord
+
+
+class RevisionConflict(Exception):
+    """Someone else changed the record since it was read; re-read and decide again."""
+
+
+class SagaStore(Protocol):
+    async def create(self, record: SagaRecord) -> int | None:
+        """Store a new record; its revision, or None when the trip already exists."""
+
+    async def load(self, trip_id: str) -> tuple[SagaRecord, int] | None: ...
+
+    async def update(self, record: SagaRecord, revision: int) -> int:
+        """Compare-and-set; raises `RevisionConflict` when `revision` is not the latest."""
+
+    async def trip_ids(self) -> list[str]: ...
+
+
+class Bus(Protocol):
+    async def publish(self, item: Outgoing) -> None:
+        """Publish an event or command durably, de-duplicated by its message id."""

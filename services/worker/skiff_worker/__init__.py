@@ -1,0 +1,1 @@
+"""The domain worker: one codebase, deployed once per domain (flights, hotels, cars, insurance)."""

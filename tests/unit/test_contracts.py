@@ -1,0 +1,80 @@
+"""Contracts: snapshots match the code, messages are frozen and strict, bad input is typed."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from skiff_contracts import snapshots
+from skiff_contracts.domains import FlightsRequest
+from skiff_contracts.messages import (
+    MAX_REQUEST_CHARS,
+    SUBMIT_REPLY,
+    WORKER_RESULT,
+    Extracted,
+    TripAccepted,
+    TripRequest,
+    trip_id_for,
+)
+from skiff_contracts.problems import validation_problems
+
+
+def test_committed_schema_snapshots_match_the_code() -> None:
+    assert snapshots.drifted() == [], "contracts changed: run `make snapshots` if intended"
+
+
+def test_drift_is_detected(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(snapshots, "SNAPSHOT_DIR", tmp_path)
+    snapshots.write()
+    (tmp_path / "TripRequest.json").write_text("{}")
+    assert snapshots.drifted() == ["TripRequest"]
+
+
+def test_trip_request_defaults_reference_date_to_today() -> None:
+    assert TripRequest(text="a flight").reference_date == date.today()
+
+
+@pytest.mark.parametrize("text", ["", "x" * (MAX_REQUEST_CHARS + 1)])
+def test_empty_and_oversized_requests_are_refused(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        TripRequest(text=text)
+    (problem,) = validation_problems(caught.value)
+    assert problem.field == "text"
+    assert problem.code in {"invalid.string_too_short", "invalid.string_too_long"}
+
+
+def test_unknown_fields_are_an_error_not_silently_dropped() -> None:
+    with pytest.raises(ValidationError):
+        TripRequest.model_validate({"text": "hi", "surprise": 1})
+
+
+def test_messages_are_frozen() -> None:
+    request = TripRequest(text="hi")
+    with pytest.raises(ValidationError):
+        request.text = "changed"  # type: ignore[misc]
+
+
+def test_trip_id_is_a_function_of_the_client_request_id() -> None:
+    assert trip_id_for("abc") == trip_id_for("abc") != trip_id_for("abd")
+    assert TripRequest(text="hi", client_request_id="abc").trip_id == trip_id_for("abc")
+
+
+def test_unions_parse_by_kind() -> None:
+    reply = SUBMIT_REPLY.validate_json(TripAccepted(trip_id="t", duplicate=False).model_dump_json())
+    assert isinstance(reply, TripAccepted)
+    extracted = Extracted(
+        trip_id="t",
+        step="flights.extract",
+        domain="flights",
+        params=FlightsRequest(origin="Boston"),
+    )
+    parsed = WORKER_RESULT.validate_json(extracted.model_dump_json())
+    assert parsed == extracted
+    assert isinstance(parsed.params, FlightsRequest)
+
+
+def test_party_size_is_bounded() -> None:
+    with pytest.raises(ValidationError):
+        FlightsRequest(passengers=10)
