@@ -178,15 +178,54 @@ async def test_a_repeated_hold_returns_the_first_and_takes_stock_once(harness: H
     assert stock.held == 1
 
 
-async def test_a_key_reused_for_another_request_is_refused(harness: Harness) -> None:
+async def test_a_hold_key_names_the_intent_so_another_offer_gets_the_first_hold(
+    harness: Harness,
+) -> None:
     found = await offers(harness.inventory, car_request())
     first, second = found.offers[0].offer_id, found.offers[1].offer_id
-    await place(harness, "reused", first)
-    reply = await harness.inventory.hold(
+    placed = await place(harness, "reused", first)
+    again = await harness.inventory.hold(
         "cars", PlaceHold(idempotency_key="reused", offer_id=second)
+    )
+    assert again == placed
+    assert await unbalanced(harness) == []
+
+
+async def test_a_confirm_key_reused_for_another_hold_is_refused(harness: Harness) -> None:
+    found = await offers(harness.inventory, car_request())
+    one = await place(harness, "h1", found.offers[0].offer_id)
+    two = await place(harness, "h2", found.offers[1].offer_id)
+    await harness.inventory.confirm("cars", ConfirmHold(idempotency_key="c", hold_id=one.hold_id))
+    reply = await harness.inventory.confirm(
+        "cars", ConfirmHold(idempotency_key="c", hold_id=two.hold_id)
     )
     assert isinstance(reply, InventoryFailed)
     assert (reply.code, reply.retryable) == ("invalid_request", False)
+
+
+async def test_releasing_by_key_before_the_hold_arrives_spends_the_key(harness: Harness) -> None:
+    offer_id = await a_car_offer_id(harness.inventory)
+    released = await harness.inventory.release(
+        "cars", ReleaseHold(idempotency_key="undo-early", hold_key="early")
+    )
+    assert isinstance(released, HoldReleased) and released.already
+    late = await harness.inventory.hold(
+        "cars", PlaceHold(idempotency_key="early", offer_id=offer_id)
+    )
+    assert isinstance(late, InventoryFailed) and late.code == "hold_released"
+    assert await unbalanced(harness) == []
+
+
+async def test_releasing_by_key_releases_the_placed_hold(harness: Harness) -> None:
+    offer_id = await a_car_offer_id(harness.inventory)
+    placed = await place(harness, "k", offer_id)
+    released = await harness.inventory.release(
+        "cars", ReleaseHold(idempotency_key="undo-k", hold_key="k")
+    )
+    assert released == HoldReleased(hold_id=placed.hold_id, already=False)
+    (need,) = needs_of(harness, offer_id)
+    stock = await harness.stock(need.resource)
+    assert stock is not None and stock.held == 0
 
 
 async def test_holds_of_unknown_or_foreign_offers_are_refused(harness: Harness) -> None:

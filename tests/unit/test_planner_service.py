@@ -1,4 +1,4 @@
-"""The planner's logic through its real composition, with in-memory ports."""
+"""The saga through the planner's real composition, with in-memory ports and a hand-set clock."""
 
 from __future__ import annotations
 
@@ -6,9 +6,30 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from skiff_contracts.domains import FlightsRequest, HotelsRequest
-from skiff_contracts.events import StepChanged, TripFinished, TripPlanned, TripReceived
-from skiff_contracts.messages import Extracted, ExtractTask, NeedsEscalation, TripRequest
+from skiff_contracts.domains import (
+    CarsRequest,
+    Domain,
+    FlightsRequest,
+    HotelsRequest,
+    InsuranceRequest,
+)
+from skiff_contracts.events import StepChanged, TripFinished, TripNeedsInput, TripPlanned
+from skiff_contracts.inventory import InsuranceOffer
+from skiff_contracts.messages import (
+    Cancelled,
+    CancelTask,
+    Confirmed,
+    ConfirmTask,
+    Extracted,
+    ExtractTask,
+    Failed,
+    Held,
+    HoldTask,
+    NeedsEscalation,
+    TripAnswer,
+    TripCancel,
+    TripRequest,
+)
 from skiff_contracts.problems import Problem
 from skiff_extraction.router import Route
 from skiff_planner.service import Planner
@@ -16,6 +37,28 @@ from skiff_planner.transitions import Policy
 from tests.fakes.planner import FixedRouter, MemoryBus, MemorySagaStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+POLICY = Policy(
+    extract_timeout=timedelta(seconds=30),
+    booking_timeout=timedelta(seconds=10),
+    input_timeout=timedelta(minutes=10),
+    hold_margin=timedelta(seconds=30),
+)
+PARAMS = {
+    "flights": FlightsRequest(
+        origin="Boston", origin_iata="BOS", destination="Denver", destination_iata="DEN",
+        departure_date=date(2026, 3, 12), return_date=date(2026, 3, 16), passengers=2,
+    ),
+    "hotels": HotelsRequest(location="Denver", location_iata="DEN"),
+    "cars": CarsRequest(car_type="compact"),
+    "insurance": InsuranceRequest(coverage="basic"),
+}  # fmt: skip
+# Without a flight to borrow dates and cities from, each part must say them itself.
+STANDALONE = {
+    **PARAMS,
+    "hotels": HotelsRequest(location="Denver", check_in_date=date(2026, 3, 12), nights=4),
+    "cars": CarsRequest(pickup_city="Denver", pickup_date=date(2026, 3, 12)),
+}
+PRICES: dict[Domain, float] = {"flights": 400.0, "hotels": 300.0, "cars": 100.0, "insurance": 40.0}
 
 
 class Clock:
@@ -26,118 +69,337 @@ class Clock:
         return self.now
 
 
-def make(route: Route) -> tuple[Planner, MemorySagaStore, MemoryBus, Clock]:
-    store, bus, clock = MemorySagaStore(), MemoryBus(), Clock()
-    planner = Planner(
-        store, bus, FixedRouter(route), policy=Policy(timedelta(seconds=30)), clock=clock
+class Trip:
+    """A planner with fakes around it, and helpers that play the workers' part."""
+
+    def __init__(self, *domains: Domain, unsupported: tuple[str, ...] = ()) -> None:
+        self.store, self.bus, self.clock = MemorySagaStore(), MemoryBus(), Clock()
+        router = FixedRouter(Route(tuple(domains), unsupported))
+        self.planner = Planner(self.store, self.bus, router, policy=POLICY, clock=self.clock)
+        self.trip_id = ""
+        self.params = PARAMS if "flights" in domains else STANDALONE
+
+    async def submit(self, client_request_id: str = "c1") -> None:
+        request = TripRequest(
+            text="a trip", reference_date=date(2026, 3, 1), client_request_id=client_request_id
+        )
+        self.trip_id = (await self.planner.submit(request)).trip_id
+
+    @property
+    def record(self):  # type: ignore[no-untyped-def]
+        return self.store.records[self.trip_id][0]
+
+    def sent(self, cls: type) -> list:  # type: ignore[type-arg]
+        return [i for i in self.bus.published if isinstance(i, cls)]
+
+    def last(self, cls: type):  # type: ignore[no-untyped-def]
+        return self.sent(cls)[-1]
+
+    async def extract_all(self, **overrides: object) -> None:
+        for task in self.sent(ExtractTask):
+            params = overrides.get(task.domain, self.params[task.domain])
+            await self.planner.on_result(
+                Extracted(trip_id=self.trip_id, step=task.step, domain=task.domain, params=params)
+            )
+
+    async def hold(self, task: HoldTask, *, expires_in: float = 900) -> None:
+        offer = InsuranceOffer(
+            offer_id=f"offer-{task.domain}", coverage="basic", travelers=1,
+            trip_start=date(2026, 3, 12), trip_end=date(2026, 3, 16), trip_cost=0,
+            medical_limit=1, cancellation_limit=1, premium=PRICES[task.domain],
+            total_price=PRICES[task.domain],
+        )  # fmt: skip
+        await self.planner.on_result(
+            Held(
+                trip_id=self.trip_id, step=task.step, domain=task.domain, offer=offer,
+                hold_id=f"hold-{task.hold_key}", hold_key=task.hold_key,
+                expires_at=self.clock.now + timedelta(seconds=expires_in),
+            )
+        )  # fmt: skip
+
+    async def confirm(self, task: ConfirmTask) -> None:
+        await self.planner.on_result(
+            Confirmed(
+                trip_id=self.trip_id, step=task.step, domain=task.domain, hold_id=task.hold_id,
+                confirmation_code=f"SK-{task.domain}", total_price=PRICES[task.domain],
+                currency="USD",
+            )
+        )  # fmt: skip
+
+    async def cancel(self, task: CancelTask) -> None:
+        await self.planner.on_result(
+            Cancelled(
+                trip_id=self.trip_id, step=task.step, domain=task.domain, hold_key=task.hold_key
+            )
+        )
+
+    async def fail(self, task: HoldTask | ConfirmTask, reason: str, retryable: bool) -> None:
+        await self.planner.on_result(
+            Failed(
+                trip_id=self.trip_id,
+                step=task.step,
+                domain=task.domain,
+                reason=reason,
+                retryable=retryable,
+            )
+        )
+
+    def finished(self) -> TripFinished:
+        event = self.last(TripFinished)
+        assert isinstance(event, TripFinished)
+        return event
+
+
+async def book_until_confirming(trip: Trip) -> None:
+    await trip.submit()
+    await trip.extract_all()
+    for task in trip.sent(HoldTask):
+        await trip.hold(task)
+    insurance = trip.last(HoldTask)
+    if insurance.domain == "insurance":
+        await trip.hold(insurance)
+
+
+async def test_a_four_domain_trip_is_extracted_held_confirmed_and_completed() -> None:
+    trip = Trip("flights", "hotels", "cars", "insurance")
+    await trip.submit()
+    assert [t.domain for t in trip.sent(ExtractTask)] == ["flights", "hotels", "cars", "insurance"]
+    await trip.extract_all()
+    first_holds = trip.sent(HoldTask)
+    assert [t.domain for t in first_holds] == ["flights", "hotels", "cars"]  # insurance waits
+    assert trip.record.compensations == tuple(t.hold_key for t in first_holds)  # before sending
+    hotel = first_holds[1].params
+    assert isinstance(hotel, HotelsRequest)
+    assert (hotel.check_in_date, hotel.check_out_date) == (date(2026, 3, 12), date(2026, 3, 16))
+    for task in first_holds:
+        await trip.hold(task)
+    insurance = trip.last(HoldTask)
+    assert insurance.domain == "insurance"
+    assert isinstance(insurance.params, InsuranceRequest)
+    assert insurance.params.trip_cost == 800.0  # priced on what is held
+    assert insurance.params.travelers == 2 and insurance.params.trip_start == date(2026, 3, 12)
+    await trip.hold(insurance)
+    assert trip.record.state == "confirming"
+    confirms = trip.sent(ConfirmTask)
+    assert len(confirms) == 4
+    for task in confirms:
+        await trip.confirm(task)
+    finished = trip.finished()
+    assert finished.state == "completed"
+    assert finished.total_price == 840.0
+    assert {b.domain: b.confirmation_code for b in finished.bookings} == {
+        d: f"SK-{d}" for d in ("flights", "hotels", "cars", "insurance")
+    }
+    assert [e.seq for e in trip.bus.published if hasattr(e, "seq")] == list(
+        range(1, trip.record.event_seq + 1)
     )
-    return planner, store, bus, clock
 
 
-def request() -> TripRequest:
-    return TripRequest(text="fly and stay", reference_date=date(2026, 3, 1), client_request_id="c1")
+async def test_a_sold_out_hold_releases_every_other_hold_newest_first() -> None:
+    trip = Trip("flights", "hotels", "cars")
+    await trip.submit()
+    await trip.extract_all()
+    flights, hotels, cars = trip.sent(HoldTask)
+    await trip.hold(flights)
+    await trip.hold(cars)
+    await trip.fail(hotels, "sold_out", retryable=False)
+    assert trip.record.state == "compensating"
+    released = []
+    while trip.record.state == "compensating":
+        cancel = trip.last(CancelTask)
+        assert cancel.hold_key not in released, "one release at a time"
+        released.append(cancel.hold_key)
+        await trip.cancel(cancel)
+    assert released == [cars.hold_key, hotels.hold_key, flights.hold_key]
+    finished = trip.finished()
+    assert finished.state == "compensated" and "sold_out" in (finished.reason or "")
+    assert trip.sent(ConfirmTask) == []
 
 
-def events(bus: MemoryBus) -> list[object]:
-    return [i for i in bus.published if not isinstance(i, ExtractTask)]
+async def test_a_transient_hold_failure_is_retried_with_the_same_key() -> None:
+    trip = Trip("hotels")
+    await trip.submit()
+    await trip.extract_all()
+    (hold,) = trip.sent(HoldTask)
+    await trip.fail(hold, "unavailable", retryable=True)
+    assert await trip.planner.sweep() == 0  # not due yet
+    trip.clock.now += timedelta(seconds=1)
+    assert await trip.planner.sweep() == 1
+    again = trip.last(HoldTask)
+    assert again.hold_key == hold.hold_key and again.message_id != hold.message_id
+    assert trip.record.compensations == (hold.hold_key,)
 
 
-def tasks(bus: MemoryBus) -> list[ExtractTask]:
-    return [i for i in bus.published if isinstance(i, ExtractTask)]
+async def test_a_lost_reply_is_asked_again_after_the_deadline() -> None:
+    trip = Trip("cars")
+    await trip.submit()
+    await trip.extract_all()
+    (hold,) = trip.sent(HoldTask)
+    trip.clock.now += timedelta(seconds=11)
+    await trip.planner.sweep()
+    assert trip.last(HoldTask).hold_key == hold.hold_key
+    await trip.hold(trip.last(HoldTask))
+    assert trip.record.state == "confirming"
 
 
-def extracted(trip_id: str, params: FlightsRequest | HotelsRequest) -> Extracted:
-    return Extracted(
-        trip_id=trip_id, step=f"{params.domain}.extract", domain=params.domain, params=params
+async def test_a_missing_value_becomes_a_question_and_the_answer_resumes_the_trip() -> None:
+    trip = Trip("flights")
+    await trip.submit()
+    await trip.extract_all(
+        flights=FlightsRequest(destination="Denver", departure_date=date(2026, 3, 12))
     )
+    asked = trip.last(TripNeedsInput)
+    assert trip.record.state == "needs_input"
+    assert "where you fly from" in asked.question
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."))
+    again = trip.last(ExtractTask)
+    assert again.text == "a trip From Boston." and trip.record.state == "extracting"
+    await trip.extract_all()
+    assert trip.record.state == "holding"
 
 
-async def test_submit_dispatches_one_task_per_domain_and_emits_ordered_events() -> None:
-    planner, store, bus, _ = make(Route(("flights", "hotels")))
-    accepted = await planner.submit(request())
-    assert not accepted.duplicate
-    assert [t.domain for t in tasks(bus)] == ["flights", "hotels"]
-    assert [type(e) for e in events(bus)] == [TripReceived, TripPlanned, StepChanged, StepChanged]
-    assert [e.seq for e in events(bus)] == [1, 2, 3, 4]  # type: ignore[attr-defined]
-    record, _ = store.records[accepted.trip_id]
-    assert record.state == "extracting" and record.outbox == ()
+async def test_an_unanswered_question_expires_the_trip() -> None:
+    trip = Trip("flights")
+    await trip.submit()
+    await trip.extract_all(flights=FlightsRequest(destination="Denver"))
+    trip.clock.now += timedelta(minutes=11)
+    await trip.planner.sweep()
+    finished = trip.finished()
+    assert finished.state == "failed" and "expired" in (finished.reason or "")
+
+
+async def test_an_escalated_extraction_asks_the_user_with_the_reason() -> None:
+    trip = Trip("flights")
+    await trip.submit()
+    (task,) = trip.sent(ExtractTask)
+    await trip.planner.on_result(
+        NeedsEscalation(
+            trip_id=trip.trip_id, step=task.step, domain="flights", reason="ungrounded",
+            errors=(Problem(code="unknown_city", message="no city called Atlantis"),),
+        )
+    )  # fmt: skip
+    assert "Atlantis" in trip.last(TripNeedsInput).question
+
+
+async def test_the_user_can_cancel_before_the_pivot_and_holds_are_released() -> None:
+    trip = Trip("flights", "hotels")
+    await trip.submit()
+    await trip.extract_all()
+    flights, hotels = trip.sent(HoldTask)
+    await trip.hold(flights)  # the hotel hold is still in flight
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id))
+    keys = []
+    while trip.record.state == "compensating":
+        cancel = trip.last(CancelTask)
+        keys.append(cancel.hold_key)
+        await trip.cancel(cancel)
+    assert keys == [hotels.hold_key, flights.hold_key]  # even the one with no reply yet
+    assert trip.finished().state == "cancelled"
+    await trip.hold(hotels)  # its late reply changes nothing
+    assert trip.record.state == "cancelled"
+
+
+async def test_a_cancellation_after_the_pivot_is_refused() -> None:
+    trip = Trip("hotels")
+    await book_until_confirming(trip)
+    assert trip.record.state == "confirming"
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id))
+    assert trip.record.state == "confirming"
+
+
+async def test_holds_about_to_lapse_are_held_again_before_the_pivot() -> None:
+    trip = Trip("flights", "hotels")
+    await trip.submit()
+    await trip.extract_all()
+    flights, hotels = trip.sent(HoldTask)
+    await trip.hold(flights, expires_in=10)  # inside the 30 s margin
+    await trip.hold(hotels)
+    assert trip.record.state == "holding"
+    rehold = trip.last(HoldTask)
+    assert rehold.domain == "flights" and rehold.hold_key != flights.hold_key
+    assert trip.record.compensations[-1] == rehold.hold_key
+    await trip.hold(rehold)
+    confirm = [t for t in trip.sent(ConfirmTask) if t.domain == "flights"]
+    assert [t.hold_id for t in confirm] == [f"hold-{rehold.hold_key}"]  # never the stale one
+
+
+async def test_a_hold_that_expired_under_its_confirmation_is_held_again_then_confirmed() -> None:
+    trip = Trip("hotels")
+    await book_until_confirming(trip)
+    (confirm,) = trip.sent(ConfirmTask)
+    await trip.fail(confirm, "hold_expired", retryable=False)
+    rehold = trip.last(HoldTask)
+    await trip.hold(rehold)
+    second = trip.last(ConfirmTask)
+    assert second.hold_id == f"hold-{rehold.hold_key}" != confirm.hold_id
+    await trip.confirm(second)
+    assert trip.finished().state == "completed"
+
+
+async def test_confirmations_are_retried_until_they_succeed() -> None:
+    trip = Trip("cars")
+    await book_until_confirming(trip)
+    for _ in range(5):
+        await trip.fail(trip.last(ConfirmTask), "unavailable", retryable=True)
+        trip.clock.now += timedelta(seconds=31)
+        await trip.planner.sweep()
+    await trip.confirm(trip.last(ConfirmTask))
+    assert trip.finished().state == "completed"
+    assert len(trip.sent(ConfirmTask)) == 6
 
 
 async def test_same_client_request_id_is_one_trip() -> None:
-    planner, store, bus, _ = make(Route(("flights",)))
-    first = await planner.submit(request())
-    second = await planner.submit(request())
-    assert second.duplicate and second.trip_id == first.trip_id
-    assert len(store.records) == 1 and len(tasks(bus)) == 1
+    trip = Trip("flights")
+    await trip.submit()
+    first = trip.trip_id
+    await trip.submit()
+    assert trip.trip_id == first and len(trip.store.records) == 1
+    assert len(trip.sent(ExtractTask)) == 1
 
 
-async def test_all_steps_succeeding_completes_the_trip_with_an_itinerary() -> None:
-    planner, store, bus, _ = make(Route(("flights", "hotels")))
-    trip_id = (await planner.submit(request())).trip_id
-    await planner.on_result(extracted(trip_id, FlightsRequest(origin="Boston")))
-    await planner.on_result(extracted(trip_id, HotelsRequest(location="Denver")))
-    finished = events(bus)[-1]
-    assert isinstance(finished, TripFinished) and finished.state == "completed"
-    assert {i.domain for i in finished.itinerary} == {"flights", "hotels"}
-    assert store.records[trip_id][0].state == "completed"
-
-
-async def test_duplicate_and_late_replies_change_nothing() -> None:
-    planner, _, bus, _ = make(Route(("flights", "hotels")))
-    trip_id = (await planner.submit(request())).trip_id
-    reply = extracted(trip_id, FlightsRequest(origin="Boston"))
-    await planner.on_result(reply)
-    count = len(bus.published)
-    await planner.on_result(reply)
-    assert len(bus.published) == count
-
-
-async def test_an_escalated_step_fails_the_trip_with_its_reason() -> None:
-    planner, _, bus, _ = make(Route(("flights",)))
-    trip_id = (await planner.submit(request())).trip_id
-    await planner.on_result(
-        NeedsEscalation(
-            trip_id=trip_id,
-            step="flights.extract",
-            domain="flights",
-            reason="ungrounded",
-            errors=(Problem(code="unknown_city", message="no city called Atlantis"),),
-        )
+async def test_duplicate_late_and_stray_replies_change_nothing() -> None:
+    trip = Trip("flights", "hotels")
+    await trip.submit()
+    task = trip.sent(ExtractTask)[0]
+    reply = Extracted(
+        trip_id=trip.trip_id, step=task.step, domain="flights", params=PARAMS["flights"]
     )
-    finished = events(bus)[-1]
-    assert isinstance(finished, TripFinished) and finished.state == "failed"
-    assert finished.reason == "flights: ungrounded"
-
-
-async def test_sweeper_times_out_silent_steps() -> None:
-    planner, _, bus, clock = make(Route(("flights",)))
-    await planner.submit(request())
-    assert await planner.sweep() == 0
-    clock.now = NOW + timedelta(seconds=31)
-    assert await planner.sweep() == 1
-    step = [e for e in events(bus) if isinstance(e, StepChanged)][-1]
-    assert step.status == "escalated" and step.reason == "timeout"
-    assert isinstance(events(bus)[-1], TripFinished)
+    await trip.planner.on_result(reply)
+    count = len(trip.bus.published)
+    await trip.planner.on_result(reply)
+    await trip.planner.on_result(reply.model_copy(update={"step": "flights.confirm"}))
+    assert len(trip.bus.published) == count
 
 
 async def test_a_crash_before_publishing_leaves_an_outbox_the_sweeper_sends() -> None:
-    planner, store, bus, clock = make(Route(("flights",)))
-    bus.fail_after = 0
+    trip = Trip("flights")
+    trip.bus.fail_after = 0
     with pytest.raises(ConnectionError):
-        await planner.submit(request())
-    ((record, _),) = store.records.values()
+        await trip.submit()
+    ((record, _),) = trip.store.records.values()
     assert len(record.outbox) == 4  # received, planned, dispatched, and the command
-    bus.fail_after = None
-    clock.now = NOW + timedelta(seconds=6)
-    await planner.sweep()
-    assert len(tasks(bus)) == 1 and len(events(bus)) == 3
-    assert store.records[record.trip_id][0].outbox == ()
+    trip.bus.fail_after = None
+    trip.clock.now += timedelta(seconds=6)
+    await trip.planner.sweep()
+    assert len(trip.sent(ExtractTask)) == 1 and trip.store.records[record.trip_id][0].outbox == ()
 
 
 async def test_nothing_bookable_fails_at_once() -> None:
-    planner, _, bus, _ = make(Route((), unsupported=("train",)))
-    await planner.submit(request())
-    finished = events(bus)[-1]
-    assert isinstance(finished, TripFinished) and finished.state == "failed"
-    assert "train" in (finished.reason or "")
-    assert tasks(bus) == []
+    trip = Trip(unsupported=("trains",))
+    await trip.submit()
+    planned = trip.last(TripPlanned)
+    assert planned.unsupported == ("trains",)
+    finished = trip.finished()
+    assert finished.state == "failed" and "trains" in (finished.reason or "")
+    assert trip.sent(ExtractTask) == []
+
+
+async def test_every_transition_is_announced_as_an_event() -> None:
+    trip = Trip("cars")
+    await book_until_confirming(trip)
+    await trip.confirm(trip.last(ConfirmTask))
+    changes = [(e.operation, e.status) for e in trip.sent(StepChanged)]
+    assert changes == [
+        ("extract", "dispatched"), ("extract", "succeeded"), ("hold", "dispatched"),
+        ("hold", "succeeded"), ("confirm", "dispatched"), ("confirm", "succeeded"),
+    ]  # fmt: skip

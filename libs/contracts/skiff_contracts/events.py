@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter
 
 from skiff_contracts.base import Frozen, utc_now
 from skiff_contracts.domains import Domain, DomainRequest
+from skiff_contracts.inventory import Offer
 from skiff_contracts.messages import ModelCall, Tier
 from skiff_contracts.problems import EscalationReason, Problem
 from skiff_contracts.states import Operation, StepStatus, TripState
@@ -44,6 +45,27 @@ class StepChanged(EventBase):
     handled_by: Tier | None = None
     reason: EscalationReason | str | None = None
     errors: tuple[Problem, ...] = ()
+    detail: str | None = Field(default=None, description="e.g. what was held, the booking code")
+
+
+class TripNeedsInput(EventBase):
+    """The trip waits for the user: answer on `trip.input.<trip_id>` (`skiff answer`)."""
+
+    kind: Literal["trip_needs_input"] = "trip_needs_input"
+    question: str
+    domains: tuple[Domain, ...] = ()
+    expires_at: datetime | None = None
+
+
+class Booking(Frozen):
+    """One confirmed item of the trip."""
+
+    domain: Domain
+    confirmation_code: str
+    hold_id: str
+    offer: Offer
+    total_price: float
+    currency: str
 
 
 class ItineraryItem(Frozen):
@@ -61,13 +83,13 @@ class TripFinished(EventBase):
 
     kind: Literal["trip_finished"] = "trip_finished"
     itinerary: tuple[ItineraryItem, ...] = ()
+    bookings: tuple[Booking, ...] = ()
+    total_price: float | None = None
+    currency: str | None = None
     reason: str | None = None
     errors: tuple[Problem, ...] = ()
 
 
-TripEvent = Annotated[
-    TripReceived | TripPlanned | StepChanged | TripFinished, Field(discriminator="kind")
-]
-TRIP_EVENT: TypeAdapter[TripReceived | TripPlanned | StepChanged | TripFinished] = TypeAdapter(
-    TripEvent
-)
+AnyTripEvent = TripReceived | TripPlanned | StepChanged | TripNeedsInput | TripFinished
+TripEvent = Annotated[AnyTripEvent, Field(discriminator="kind")]
+TRIP_EVENT: TypeAdapter[AnyTripEvent] = TypeAdapter(TripEvent)

@@ -9,7 +9,9 @@ Every operation is core NATS request/reply on `skiff.v1.inventory.<domain>.<op>`
 
 and any of them may reply `InventoryFailed`. Holds, confirms and releases carry an
 `idempotency_key`: the same key with the same request returns the first reply and changes
-nothing. Prices are in `currency` (the supplier quotes USD), rounded to cents.
+nothing. A hold's key names the intent ("trip T's flight hold"), so a repeated hold key
+returns the first hold even when it names another offer (a retried search may pick one).
+Prices are in `currency` (the supplier quotes USD), rounded to cents.
 """
 
 from __future__ import annotations
@@ -184,11 +186,24 @@ class ConfirmHold(Frozen):
 
 
 class ReleaseHold(Frozen):
-    """Give a hold's stock back; on a confirmed hold this cancels the booking."""
+    """Give a hold's stock back; on a confirmed hold this cancels the booking.
+
+    Name the hold by `hold_id`, or by `hold_key` (the key it was placed with). Releasing by key
+    works before the placement itself has arrived: the key is then spent, and a later
+    `PlaceHold` with it fails `hold_released`. That is what lets a saga record a step's undo
+    before the step runs.
+    """
 
     kind: Literal["release_hold"] = "release_hold"
     idempotency_key: IdempotencyKey
-    hold_id: Identifier
+    hold_id: Identifier | None = None
+    hold_key: IdempotencyKey | None = None
+
+    @model_validator(mode="after")
+    def _names_one_hold(self) -> ReleaseHold:
+        if (self.hold_id is None) == (self.hold_key is None):
+            raise ValueError("give exactly one of hold_id and hold_key")
+        return self
 
 
 InventoryRequest = Annotated[

@@ -8,13 +8,14 @@ Within v1 only optional fields are added.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
 from skiff_contracts.base import Envelope, Frozen, new_message_id
 from skiff_contracts.domains import Domain, DomainRequest
+from skiff_contracts.inventory import Offer
 from skiff_contracts.problems import EscalationReason, Problem
 
 MAX_REQUEST_CHARS = 2000
@@ -83,7 +84,35 @@ class ExtractTask(Envelope):
     reference_date: date
 
 
-Task = Annotated[ExtractTask, Field(discriminator="kind")]
+class HoldTask(Envelope):
+    """Search the supplier with validated params, pick the best offer, hold it. No model call."""
+
+    kind: Literal["hold"] = "hold"
+    domain: Domain
+    params: DomainRequest
+    hold_key: str = Field(description="idempotency key of the hold: the same key, one hold")
+
+
+class ConfirmTask(Envelope):
+    """Book a held offer (the saga's pivot). Retried until it succeeds."""
+
+    kind: Literal["confirm"] = "confirm"
+    domain: Domain
+    hold_id: str
+    idempotency_key: str
+
+
+class CancelTask(Envelope):
+    """Release the hold placed with `hold_key` — valid even before that hold exists."""
+
+    kind: Literal["cancel"] = "cancel"
+    domain: Domain
+    hold_key: str
+    idempotency_key: str
+
+
+Task = Annotated[ExtractTask | HoldTask | ConfirmTask | CancelTask, Field(discriminator="kind")]
+TASK: TypeAdapter[ExtractTask | HoldTask | ConfirmTask | CancelTask] = TypeAdapter(Task)
 
 
 # --- replies from workers --------------------------------------------------------------------
@@ -129,6 +158,37 @@ class NeedsEscalation(Envelope):
     call: ModelCall | None = None
 
 
+class Held(Envelope):
+    """An offer is held for this trip until `expires_at`."""
+
+    kind: Literal["held"] = "held"
+    domain: Domain
+    offer: Offer
+    hold_id: str
+    hold_key: str
+    expires_at: datetime
+
+
+class Confirmed(Envelope):
+    """The hold is booked."""
+
+    kind: Literal["confirmed"] = "confirmed"
+    domain: Domain
+    hold_id: str
+    confirmation_code: str
+    total_price: float
+    currency: str
+
+
+class Cancelled(Envelope):
+    """The hold placed with `hold_key` is released (or never will be placed)."""
+
+    kind: Literal["cancelled"] = "cancelled"
+    domain: Domain
+    hold_key: str
+    already: bool = False
+
+
 class Failed(Envelope):
     """The command itself was unusable (malformed, wrong domain) or failed for good."""
 
@@ -139,5 +199,30 @@ class Failed(Envelope):
     errors: tuple[Problem, ...] = ()
 
 
-WorkerResult = Annotated[Extracted | NeedsEscalation | Failed, Field(discriminator="kind")]
-WORKER_RESULT: TypeAdapter[Extracted | NeedsEscalation | Failed] = TypeAdapter(WorkerResult)
+WorkerReply = Extracted | NeedsEscalation | Held | Confirmed | Cancelled | Failed
+WorkerResult = Annotated[WorkerReply, Field(discriminator="kind")]
+WORKER_RESULT: TypeAdapter[WorkerReply] = TypeAdapter(WorkerResult)
+
+
+# --- the user, during a trip -------------------------------------------------------------------
+
+
+class TripAnswer(Frozen):
+    """The user's answer to a trip's question (`trip.input.<trip_id>`)."""
+
+    kind: Literal["trip_answer"] = "trip_answer"
+    trip_id: str
+    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    answer_id: str = Field(default_factory=new_message_id)
+
+
+class TripCancel(Frozen):
+    """The user calls the trip off (`trip.cancel.<trip_id>`); honoured until the pivot."""
+
+    kind: Literal["trip_cancel"] = "trip_cancel"
+    trip_id: str
+    reason: str = "cancelled by the user"
+
+
+UserInput = Annotated[TripAnswer | TripCancel, Field(discriminator="kind")]
+USER_INPUT: TypeAdapter[TripAnswer | TripCancel] = TypeAdapter(UserInput)

@@ -3,6 +3,8 @@
 It is a contract because more than the planner reads it (`skiff status`, tests). The
 `outbox` holds the events and commands a transition produced until they are published: a
 planner that dies between its state write and its publishes finds them there on restart.
+`compensations` lists the key of every hold the saga ever asked for, recorded before the
+hold command went out, so a hold whose reply was lost is released all the same.
 """
 
 from __future__ import annotations
@@ -15,26 +17,45 @@ from pydantic import Field
 from skiff_contracts.base import Frozen, utc_now
 from skiff_contracts.domains import Domain
 from skiff_contracts.events import TripEvent
-from skiff_contracts.messages import Extracted, ExtractTask, Failed, NeedsEscalation, TripRequest
+from skiff_contracts.messages import (
+    CancelTask,
+    ConfirmTask,
+    ExtractTask,
+    HoldTask,
+    TripRequest,
+    WorkerResult,
+)
 from skiff_contracts.states import TERMINAL_STATES, Operation, StepStatus, TripState
 
-Outgoing = Annotated[TripEvent | ExtractTask, Field(discriminator="kind")]
+Outgoing = Annotated[
+    TripEvent | ExtractTask | HoldTask | ConfirmTask | CancelTask, Field(discriminator="kind")
+]
+
+
+def step_name(domain: Domain, operation: Operation, hold_key: str | None = None) -> str:
+    """The key of a step in the record and the `step` of its messages: `flights.hold`.
+
+    Cancels are per hold (a domain re-held after an expiry has two holds to undo), so
+    their names end with the hold's generation: `flights.cancel.2`.
+    """
+    if operation == "cancel" and hold_key is not None:
+        return f"{domain}.cancel.{hold_key.rsplit(':', 1)[-1]}"
+    return f"{domain}.{operation}"
 
 
 class StepRecord(Frozen):
     """One domain's progress through one operation."""
 
+    name: str
     domain: Domain
-    operation: Operation = "extract"
+    operation: Operation
     status: StepStatus = "pending"
-    attempt: int = 0
+    attempt: int = Field(default=0, description="how many times the command was sent")
     dispatched_at: datetime | None = None
     deadline: datetime | None = None
-    result: Extracted | NeedsEscalation | Failed | None = Field(default=None, discriminator="kind")
-
-    @property
-    def step(self) -> str:
-        return f"{self.domain}.{self.operation}"
+    retry_at: datetime | None = Field(default=None, description="when to send it again")
+    hold_key: str | None = None
+    result: WorkerResult | None = None
 
 
 class SagaRecord(Frozen):
@@ -47,7 +68,13 @@ class SagaRecord(Frozen):
     unsupported: tuple[str, ...] = Field(
         default=(), description="work the request asks for that no micro-SLM covers"
     )
-    steps: dict[Domain, StepRecord] = Field(default_factory=dict)
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    compensations: tuple[str, ...] = Field(
+        default=(), description="hold keys, in the order the holds were asked for"
+    )
+    answers: tuple[str, ...] = Field(default=(), description="the user's answers so far")
+    question: str | None = None
+    cancel_requested: bool = False
     event_seq: int = Field(default=0, description="events emitted so far")
     outbox: tuple[Outgoing, ...] = Field(
         default=(), description="emitted but not yet confirmed published"
@@ -55,7 +82,11 @@ class SagaRecord(Frozen):
     reason: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
+    deadline: datetime | None = Field(default=None, description="when waiting for input ends")
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    def step(self, domain: Domain, operation: Operation) -> StepRecord | None:
+        return self.steps.get(step_name(domain, operation))

@@ -13,6 +13,14 @@ TASKS_ALL = f"{PREFIX}.task.>"
 RESULTS_ALL = f"{PREFIX}.result.*"
 
 
+TRIP_INPUT_ALL = f"{PREFIX}.trip.input.*"
+
+
+def trip_input(trip_id: str) -> str:
+    """The user's answers and cancellations for one trip."""
+    return f"{PREFIX}.trip.input.{trip_id}"
+
+
 def trip_events(trip_id: str) -> str:
     """Where every transition of one trip is published."""
     return f"{PREFIX}.trip.events.{trip_id}"
@@ -39,6 +47,7 @@ def command_id(trip_id: str, step: str, attempt: int) -> str:
 
 
 # JetStream streams and KV buckets (provisioned by `skiff streams apply`).
+STREAM_TRIPS = "TRIPS"
 STREAM_TASKS = "TASKS"
 STREAM_RESULTS = "RESULTS"
 STREAM_TRIP_EVENTS = "TRIP_EVENTS"
@@ -46,6 +55,7 @@ BUCKET_SAGAS = "SAGAS"
 
 # Durable consumers.
 PLANNER_RESULTS_CONSUMER = "planner-results"
+PLANNER_INPUT_CONSUMER = "planner-input"
 
 
 def worker_consumer(domain: Domain) -> str:

@@ -25,7 +25,8 @@ class Confidence:
 def value_spans(raw: str) -> dict[str, tuple[int, int]]:
     """Character span of each top-level value in a JSON object text, by key.
 
-    The text must be valid JSON (the caller parsed it); nested values span as a whole.
+    The text must be valid JSON (the caller parsed it); a string spans its content without
+    the quotes, other values (nested ones as a whole) span their full text.
     """
     spans: dict[str, tuple[int, int]] = {}
     depth = 0
@@ -59,7 +60,10 @@ def value_spans(raw: str) -> dict[str, tuple[int, int]]:
             key = last_string
         elif (depth == 1 and char == ",") or (depth == 0 and char == "}"):
             if key is not None and value_start is not None:
-                spans[key] = (value_start, len(raw[:i].rstrip()))
+                end = len(raw[:i].rstrip())
+                quoted = raw[value_start] == '"' and end - value_start > 2
+                # A string's quotes are punctuation the schema forces; its content is the value.
+                spans[key] = (value_start + 1, end - 1) if quoted else (value_start, end)
             key = value_start = None
     return spans
 

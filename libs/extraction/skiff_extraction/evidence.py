@@ -16,6 +16,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
+from skiff_contracts.domains import FlightsDraft
 from skiff_travel.grounding import Grounded, ground_city
 from skiff_travel.text import normalize_key
 
@@ -92,14 +93,15 @@ def _date_supported(key: str, text: str) -> bool:
     return all(_phrase_in(w, text) for w in words)
 
 
-def supported(field: str, value: object, text: str) -> bool:
-    """Whether the (normalised) request `text` supports `value` for `field`."""
+def supported(field: str, value: object, raw_text: str) -> bool:
+    """Whether the request text supports `value` for `field`."""
     if value is None:
         return True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) in _numbers_in(raw_text.casefold())
+    text = normalize_key(raw_text[:4000])
     if isinstance(value, bool):
         return any(_phrase_in(cue, text) for cue in CUES.get(field, (field,)))
-    if isinstance(value, int | float):
-        return float(value) in _numbers_in(text)
     key = normalize_key(str(value))
     if field in PLACE_FIELDS:
         return _place_supported(str(value), key, text)
@@ -112,8 +114,44 @@ def supported(field: str, value: object, text: str) -> bool:
 
 def unsupported_fields(draft: BaseModel, text: str) -> tuple[str, ...]:
     """Names of the draft's fields whose values the text does not support."""
+    return tuple(name for name, value in draft if not supported(name, value, text))
+
+
+ORIGIN_CUES = ("from", "leaving", "leave", "departing", "depart", "out of", "flying out of")
+DESTINATION_CUES = ("to", "into", "visit", "visiting", "heading", "arrive in", "arriving in",
+                    "destination is", "going")  # fmt: skip
+
+
+def _role(place: str, text: str) -> str | None:
+    """'origin' or 'destination' when the text's cues before `place` say only one of them."""
+    if not place:
+        return None
+    before = {m.start() for m in re.finditer(rf"\b{re.escape(place)}\b", text)}
+    said_origin = any(text[:at].endswith(f"{cue} ") for at in before for cue in ORIGIN_CUES)
+    said_destination = any(
+        text[:at].endswith(f"{cue} ") for at in before for cue in DESTINATION_CUES
+    )
+    if said_origin == said_destination:
+        return None
+    return "origin" if said_origin else "destination"
+
+
+def reassigned_roles(draft: FlightsDraft, text: str) -> FlightsDraft:
+    """Origin and destination where the text's own cues put them ("to Paris" is a destination).
+
+    Small models mix up the two slots; a place whose cue says the other slot moves there
+    (the two swap when both are contradicted). Places without a clear cue stay as they are.
+    """
     normalized = normalize_key(text[:4000])
-    return tuple(name for name, value in draft if not supported(name, value, normalized))
+    origin, destination = draft.origin, draft.destination
+    origin_role = _role(normalize_key(origin or ""), normalized)
+    destination_role = _role(normalize_key(destination or ""), normalized)
+    if origin_role == "destination" and destination_role != "destination":
+        swapped = destination if destination_role == "origin" else None
+        return draft.model_copy(update={"origin": swapped, "destination": origin})
+    if destination_role == "origin" and origin_role != "origin":
+        return draft.model_copy(update={"origin": destination, "destination": None})
+    return draft
 
 
 def without(draft: DraftT, fields: Iterable[str]) -> DraftT:

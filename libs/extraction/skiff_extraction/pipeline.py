@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from skiff_contracts.domains import DRAFTS, Domain
+from skiff_contracts.domains import DRAFTS, Domain, FlightsDraft
 from skiff_contracts.messages import Extracted, ExtractTask, ModelCall, NeedsEscalation, Tier
 from skiff_contracts.problems import EscalationReason, Problem, validation_problems
 from skiff_extraction.confidence import value_confidence
-from skiff_extraction.evidence import unsupported_fields, without
+from skiff_extraction.evidence import reassigned_roles, unsupported_fields, without
 from skiff_extraction.prompts import PROMPT_VERSION, extraction_messages
 from skiff_extraction.schema import decoding_schema
 from skiff_inference.engine import ChatMessage, Engine, EngineError, Generation
@@ -112,7 +112,10 @@ class Extractor:
             )
         attempt = draft.model_dump(mode="json")
         dropped = unsupported_fields(draft, task.text)
-        outcome = ground_draft(without(draft, dropped), task.reference_date)
+        checked = without(draft, dropped)
+        if isinstance(checked, FlightsDraft):
+            checked = reassigned_roles(checked, task.text)
+        outcome = ground_draft(checked, task.reference_date)
         if isinstance(outcome, Rejection):
             return self._escalate(task, outcome.reason, outcome.problems, attempt, call)
         confidence = value_confidence(generation.raw, generation.token_logprobs)

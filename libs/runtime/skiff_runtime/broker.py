@@ -1,11 +1,14 @@
-"""The one place a process builds its NATS connection (FastStream broker)."""
+"""The one place a process builds its NATS connections: the FastStream broker, and a plain
+nats-py client for adapters that live outside FastStream."""
 
 from __future__ import annotations
 
 import logging
 
+import nats
 from faststream.nats import NatsBroker
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
+from nats.aio.client import Client
 
 from skiff_runtime.settings import ServiceSettings
 
@@ -33,4 +36,18 @@ def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
         logger=logging.getLogger(f"skiff.{service}.faststream"),
         log_level=logging.DEBUG,
         graceful_timeout=30.0,
+    )
+
+
+async def connect(settings: ServiceSettings, name: str) -> Client:
+    """A plain nats-py connection with the service's identity, for adapters outside FastStream
+    (the worker's supplier client); it reconnects forever like the broker."""
+    options: dict[str, object] = {}
+    if settings.nats_creds is not None:
+        options["user_credentials"] = str(settings.nats_creds)
+    elif settings.nats_user and settings.nats_password:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password.get_secret_value()
+    return await nats.connect(
+        settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1, **options
     )

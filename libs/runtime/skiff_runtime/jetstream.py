@@ -107,8 +107,17 @@ PLANNER_RESULTS = ConsumerSpec(
     description="planner: every worker reply drives a saga transition",
 )
 
+PLANNER_INPUT = ConsumerSpec(
+    stream=subjects.STREAM_TRIPS,
+    durable=subjects.PLANNER_INPUT_CONSUMER,
+    filter_subject=subjects.TRIP_INPUT_ALL,
+    max_deliver=10,
+    description="planner: users' answers and cancellations",
+)
+
 LAYOUT = Layout(
     streams=(
+        StreamSpec(subjects.STREAM_TRIPS, (subjects.TRIP_INPUT_ALL,)),
         StreamSpec(
             subjects.STREAM_TASKS, (subjects.TASKS_ALL,), retention=RetentionPolicy.WORK_QUEUE
         ),
@@ -116,7 +125,7 @@ LAYOUT = Layout(
         StreamSpec(subjects.STREAM_TRIP_EVENTS, (subjects.TRIP_EVENTS_ALL,)),
         StreamSpec(STREAM_DLQ, (f"{subjects.PREFIX}.dlq.>",), max_age_s=30 * DAY),
     ),
-    consumers=(*WORKER_CONSUMERS.values(), PLANNER_RESULTS),
+    consumers=(*WORKER_CONSUMERS.values(), PLANNER_RESULTS, PLANNER_INPUT),
     buckets=(KeyValueConfig(bucket=subjects.BUCKET_SAGAS, history=5, storage=StorageType.FILE),),
 )
 

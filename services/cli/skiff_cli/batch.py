@@ -157,7 +157,7 @@ async def extract_over_nats(
             message = await results.next_msg(timeout=timeout_s)
             result = WORKER_RESULT.validate_json(message.data)
             line = pending.pop((result.trip_id, result.domain), None)
-            if line is not None:
+            if line is not None and isinstance(result, Extracted | NeedsEscalation | Failed):
                 return result_row(line.id, result)
 
     try:

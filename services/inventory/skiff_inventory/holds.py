@@ -85,7 +85,8 @@ def _idempotent(
 ) -> R | InventoryFailed:
     stored = ledger.stored_reply(op, key)
     if stored is not None:
-        if stored.fingerprint != print_:
+        # A hold key names the intent, not the offer: a retried search may pick another.
+        if op != "hold" and stored.fingerprint != print_:
             return failed("invalid_request", f"idempotency key {key!r} was used for another {op}")
         return parse(stored.reply_json)
     reply = work()
@@ -108,6 +109,9 @@ def place(
     expire_due(ledger, now)
 
     def work() -> HoldPlaced | InventoryFailed:
+        hold_id = hold_id_for(request.idempotency_key)
+        if (earlier := ledger.hold(hold_id)) is not None and earlier.status == "released":
+            return failed("hold_released", f"hold key {request.idempotency_key!r} was released")
         if priced is None:
             return failed("not_found", f"no offer {request.offer_id!r}")
         if OFFER_DOMAIN[priced.offer.kind] != domain:
@@ -115,7 +119,6 @@ def place(
         free = ledger.free(priced.needs)
         if sold_out or any(free[need.resource] < need.quantity for need in priced.needs):
             return failed("sold_out", f"not enough left for {request.offer_id!r}")
-        hold_id = hold_id_for(request.idempotency_key)
         expires_at = now + ttl_s
         ledger.insert_hold(
             HoldRecord(
@@ -189,10 +192,27 @@ def release(
     """Give a hold's stock back; a confirmed hold's booking is cancelled."""
     expire_due(ledger, now)
 
+    hold_id = request.hold_id or hold_id_for(str(request.hold_key))
+
     def work() -> HoldReleased | InventoryFailed:
-        hold = ledger.hold(request.hold_id)
+        hold = ledger.hold(hold_id)
+        if hold is None and request.hold_key is not None:
+            # Released before it was placed: spend the key so the placement, if it ever
+            # arrives, fails instead of holding stock nobody will release.
+            ledger.insert_hold(
+                HoldRecord(
+                    hold_id=hold_id,
+                    domain=domain,
+                    offer_id="",
+                    offer_json="{}",
+                    status="released",
+                    created_at=now,
+                    expires_at=now,
+                )
+            )
+            return HoldReleased(hold_id=hold_id, already=True)
         if hold is None or hold.domain != domain:
-            return failed("not_found", f"no {domain} hold {request.hold_id!r}")
+            return failed("not_found", f"no {domain} hold {hold_id!r}")
         if hold.status == "held":
             ledger.return_held(hold.hold_id)
             ledger.set_status(hold.hold_id, "released", now)

@@ -14,7 +14,7 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from skiff_contracts import subjects
-from skiff_contracts.messages import WORKER_RESULT, SubmitRejected, TripRequest
+from skiff_contracts.messages import USER_INPUT, WORKER_RESULT, SubmitRejected, TripRequest
 from skiff_contracts.problems import validation_problems
 from skiff_extraction.router import Router
 from skiff_planner.adapters import JetStreamBus, KvSagaStore
@@ -23,7 +23,7 @@ from skiff_planner.settings import PlannerSettings
 from skiff_planner.transitions import Policy
 from skiff_runtime.broker import make_broker
 from skiff_runtime.delivery import PoisonMessage, settle
-from skiff_runtime.jetstream import PLANNER_RESULTS
+from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS
 
 log = structlog.get_logger()
 
@@ -77,6 +77,25 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
 
         await settle(broker, message, PLANNER_RESULTS, work)
 
+    @broker.subscriber(
+        PLANNER_INPUT.filter_subject,
+        stream=JStream(PLANNER_INPUT.stream, declare=False),
+        durable=PLANNER_INPUT.durable,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_user(message: NatsMessage) -> None:
+        async def work() -> None:
+            try:
+                user = USER_INPUT.validate_json(message.body)
+            except ValidationError as error:
+                raise PoisonMessage(f"not a user input: {error.error_count()} errors") from error
+            if message.raw_message.subject != subjects.trip_input(user.trip_id):
+                raise PoisonMessage("a trip's input must arrive on that trip's subject")
+            await runtime.require().on_user(user)
+
+        await settle(broker, message, PLANNER_INPUT, work)
+
     async def sweep_forever(planner: Planner) -> None:
         while True:
             await asyncio.sleep(settings.sweep_interval_s)
@@ -87,7 +106,12 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
 
     async def start() -> None:
         kv = await broker.key_value(subjects.BUCKET_SAGAS, declare=False)
-        policy = Policy(step_timeout=timedelta(seconds=settings.step_timeout_s))
+        policy = Policy(
+            extract_timeout=timedelta(seconds=settings.extract_timeout_s),
+            booking_timeout=timedelta(seconds=settings.booking_timeout_s),
+            input_timeout=timedelta(seconds=settings.input_timeout_s),
+            hold_margin=timedelta(seconds=settings.hold_margin_s),
+        )
         runtime.planner = Planner(KvSagaStore(kv), JetStreamBus(broker), router, policy=policy)
         runtime.sweeper = asyncio.create_task(sweep_forever(runtime.planner))
         log.info("planner ready")

@@ -13,23 +13,28 @@ from datetime import datetime, timedelta
 import structlog
 
 from skiff_contracts.base import utc_now
-from skiff_contracts.messages import (
-    Extracted,
-    Failed,
-    NeedsEscalation,
-    TripAccepted,
-    TripRequest,
-)
+from skiff_contracts.messages import TripAccepted, TripAnswer, TripCancel, TripRequest, WorkerReply
 from skiff_contracts.saga import SagaRecord
 from skiff_extraction.router import Router
 from skiff_planner.ports import Bus, RevisionConflict, SagaStore
-from skiff_planner.transitions import Policy, apply_result, begin, expire_steps
+from skiff_planner.transitions import Policy, begin, on_result, on_tick, on_user
 
 log = structlog.get_logger()
 
 Change = Callable[[SagaRecord], SagaRecord]
 MAX_CAS_ATTEMPTS = 20
 STALE_OUTBOX = timedelta(seconds=5)
+
+
+def due(record: SagaRecord, now: datetime) -> bool:
+    """Whether the clock alone has something to do for this trip."""
+    if record.deadline is not None and record.deadline <= now:
+        return True
+    return any(
+        (s.status == "dispatched" and s.deadline is not None and s.deadline <= now)
+        or (s.status == "pending" and s.retry_at is not None and s.retry_at <= now)
+        for s in record.steps.values()
+    )
 
 
 class Planner:
@@ -60,11 +65,19 @@ class Planner:
         await self._flush(record, revision)
         return TripAccepted(trip_id=record.trip_id, duplicate=False)
 
-    async def on_result(self, result: Extracted | NeedsEscalation | Failed) -> None:
-        await self._change(result.trip_id, lambda r: apply_result(r, result, self.clock()))
+    async def on_result(self, result: WorkerReply) -> None:
+        await self._change(
+            result.trip_id, lambda r: on_result(r, result, self.clock(), self.policy)
+        )
+
+    async def on_user(self, message: TripAnswer | TripCancel) -> None:
+        await self._change(
+            message.trip_id, lambda r: on_user(r, message, self.clock(), self.policy)
+        )
 
     async def sweep(self) -> int:
-        """Expire overdue steps and re-publish outboxes a crashed planner left behind."""
+        """Re-drive every trip whose clock has run out, and re-publish outboxes a crashed
+        planner left behind. Returns how many trips it touched."""
         touched = 0
         now = self.clock()
         for trip_id in await self.store.trip_ids():
@@ -72,14 +85,10 @@ class Planner:
             if loaded is None:
                 continue
             record, _ = loaded
-            overdue = not record.terminal and any(
-                s.status == "dispatched" and s.deadline is not None and s.deadline <= now
-                for s in record.steps.values()
-            )
             stale = bool(record.outbox) and now - record.updated_at >= STALE_OUTBOX
-            if overdue or stale:
+            if stale or (not record.terminal and due(record, now)):
                 touched += 1
-                await self._change(trip_id, lambda r: expire_steps(r, self.clock()))
+                await self._change(trip_id, lambda r: on_tick(r, self.clock(), self.policy))
         return touched
 
     async def _change(self, trip_id: str, change: Change) -> SagaRecord | None:

@@ -1,198 +1,536 @@
-"""The saga as pure functions: (record, input, now) → new record with its outbox filled.
+"""The saga as pure functions: (record, input, now) → the new record, its outbox filled.
 
-No I/O here. Every function returns a record whose `outbox` carries the events and commands
-the transition produced; the service persists the record (compare-and-set) before publishing
-anything, so a crash at any point leaves a record that says what still has to go out.
+No I/O here. Every input (a worker's reply, the user's answer or cancellation, the clock)
+updates the steps it concerns, then `advance` works out what should happen next from the
+steps alone — so re-running it after a crash decides the same thing again. The service
+persists the record (compare-and-set) before anything in its outbox is published.
+
+Order of business (DESIGN §4): extract every domain in parallel → ask the user for what is
+missing → hold flights, hotels and cars in parallel, then insurance priced on them → check
+every hold still has life left → confirm all (the pivot) → completed. Before the pivot any
+failure releases every hold ever asked for, newest first, one at a time, each retried until
+it succeeds. After the pivot, confirmations are retried until they succeed; a hold that
+expired under a confirmation is held again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from skiff_contracts import subjects
-from skiff_contracts.domains import Domain
+from skiff_contracts.domains import Domain, InsuranceRequest
 from skiff_contracts.events import (
+    Booking,
     ItineraryItem,
     StepChanged,
     TripFinished,
+    TripNeedsInput,
     TripPlanned,
     TripReceived,
 )
-from skiff_contracts.messages import Extracted, ExtractTask, Failed, NeedsEscalation, TripRequest
+from skiff_contracts.inventory import Offer
+from skiff_contracts.messages import (
+    Cancelled,
+    CancelTask,
+    Confirmed,
+    ConfirmTask,
+    Extracted,
+    ExtractTask,
+    Failed,
+    Held,
+    HoldTask,
+    NeedsEscalation,
+    TripAnswer,
+    TripCancel,
+    TripRequest,
+    WorkerReply,
+)
 from skiff_contracts.problems import Problem
-from skiff_contracts.saga import Outgoing, SagaRecord, StepRecord
-from skiff_contracts.states import TripState
+from skiff_contracts.saga import Outgoing, SagaRecord, StepRecord, step_name
+from skiff_contracts.states import BEFORE_PIVOT, Operation, TripState
 from skiff_extraction.router import Route
+from skiff_planner.booking import (
+    HOLD_FIRST,
+    Request,
+    complete,
+    missing,
+    question_for,
+    with_trip_cost,
+)
 
-WorkerResult = Extracted | NeedsEscalation | Failed
+# Which commands may be (re)sent in which state: nothing is held again while undoing.
+ACTIVE: dict[Operation, frozenset[TripState]] = {
+    "extract": frozenset({"extracting"}),
+    "hold": frozenset({"holding", "confirming"}),
+    "confirm": frozenset({"confirming"}),
+    "cancel": frozenset({"compensating"}),
+}
+REPLY_KINDS: dict[Operation, tuple[type[Any], ...]] = {
+    "extract": (Extracted, NeedsEscalation, Failed),
+    "hold": (Held, Failed),
+    "confirm": (Confirmed, Failed),
+    "cancel": (Cancelled, Failed),
+}
 
 
 @dataclass(frozen=True)
 class Policy:
-    step_timeout: timedelta = timedelta(seconds=120)
+    extract_timeout: timedelta = timedelta(seconds=120)
+    booking_timeout: timedelta = timedelta(seconds=30)
+    input_timeout: timedelta = timedelta(hours=24)
+    hold_margin: timedelta = timedelta(seconds=30)
+    max_retry_delay: timedelta = timedelta(seconds=30)
+
+    def retry_delay(self, attempt: int) -> timedelta:
+        return min(self.max_retry_delay, timedelta(seconds=0.5 * 2 ** max(0, attempt - 1)))
 
 
-class Emitter:
-    """Collects a transition's outgoing messages, numbering events as they are added."""
+@dataclass
+class Change:
+    """One transition in progress: the record's fields as they will be, and what goes out."""
 
-    def __init__(self, record: SagaRecord) -> None:
-        self.record = record
-        self.seq = record.event_seq
-        self.items: list[Outgoing] = list(record.outbox)
+    record: SagaRecord
+    now: datetime
+    policy: Policy
+    updates: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepRecord] = field(init=False)
+    outbox: list[Outgoing] = field(init=False)
+    seq: int = field(init=False)
 
-    def event(self, cls: type[Any], state: TripState, **fields: Any) -> None:
+    def __post_init__(self) -> None:
+        self.steps = dict(self.record.steps)
+        self.outbox = list(self.record.outbox)
+        self.seq = self.record.event_seq
+
+    def get(self, name: str) -> Any:
+        return self.updates.get(name, getattr(self.record, name))
+
+    @property
+    def state(self) -> TripState:
+        state: TripState = self.get("state")
+        return state
+
+    def move(self, state: TripState, **fields: Any) -> None:
+        self.updates.update(state=state, **fields)
+
+    def event(self, cls: type[Any], **fields: Any) -> None:
         self.seq += 1
-        self.items.append(cls(trip_id=self.record.trip_id, seq=self.seq, state=state, **fields))
+        trip_id = self.record.trip_id
+        self.outbox.append(cls(trip_id=trip_id, seq=self.seq, state=self.state, **fields))
 
-    def command(self, task: ExtractTask) -> None:
-        self.items.append(task)
+    def step_event(self, step: StepRecord, **fields: Any) -> None:
+        self.event(StepChanged, domain=step.domain, operation=step.operation, **fields)
 
-    def build(self, now: datetime, **changes: Any) -> SagaRecord:
-        return self.record.model_copy(
-            update={
-                "event_seq": self.seq,
-                "outbox": tuple(self.items),
-                "updated_at": now,
-                **changes,
-            }
+    def put(self, step: StepRecord) -> StepRecord:
+        self.steps[step.name] = step
+        return step
+
+    def dispatch(self, step: StepRecord, task: Outgoing) -> None:
+        timeout = (
+            self.policy.extract_timeout
+            if step.operation == "extract"
+            else (self.policy.booking_timeout)
         )
+        self.put(step.model_copy(update={
+            "status": "dispatched", "dispatched_at": self.now, "deadline": self.now + timeout,
+            "retry_at": None,
+        }))  # fmt: skip
+        self.outbox.append(task)
+
+    def build(self) -> SagaRecord:
+        if (
+            not self.updates
+            and self.steps == self.record.steps
+            and len(self.outbox) == len(self.record.outbox)
+        ):
+            return self.record
+        return self.record.model_copy(update={
+            **self.updates, "steps": self.steps, "outbox": tuple(self.outbox),
+            "event_seq": self.seq, "updated_at": self.now,
+        })  # fmt: skip
 
 
-def extract_task(record: SagaRecord, step: StepRecord) -> ExtractTask:
-    return ExtractTask(
-        message_id=subjects.command_id(record.trip_id, step.step, step.attempt),
-        trip_id=record.trip_id,
-        step=step.step,
-        domain=step.domain,
-        text=record.request.text,
+# --- commands --------------------------------------------------------------------------------
+
+
+def _next_attempt(change: Change, name: str, domain: Domain, op: Operation) -> StepRecord:
+    current = change.steps.get(name) or StepRecord(name=name, domain=domain, operation=op)
+    return current.model_copy(update={"attempt": current.attempt + 1})
+
+
+def send_extract(change: Change, domain: Domain) -> None:
+    step = _next_attempt(change, step_name(domain, "extract"), domain, "extract")
+    record = change.record
+    change.dispatch(step, ExtractTask(
+        message_id=subjects.command_id(record.trip_id, step.name, step.attempt),
+        trip_id=record.trip_id, step=step.name, domain=domain,
+        text=" ".join((record.request.text, *change.get("answers"))),
         reference_date=record.request.reference_date,
+    ))  # fmt: skip
+    change.step_event(step, status="dispatched")
+
+
+def send_hold(change: Change, domain: Domain, params: Request, *, new_hold: bool) -> None:
+    """Send (or re-send) a hold. A new hold gets a new key, recorded for undo before it goes."""
+    name = step_name(domain, "hold")
+    step = _next_attempt(change, name, domain, "hold")
+    if new_hold or step.hold_key is None:
+        generation = 1 + sum(1 for key in change.get("compensations") if f":{domain}.hold:" in key)
+        key = f"{change.record.trip_id}:{domain}.hold:{generation}"
+        change.updates["compensations"] = (*change.get("compensations"), key)
+        step = step.model_copy(update={"hold_key": key, "result": None})
+    assert step.hold_key is not None
+    change.dispatch(step, HoldTask(
+        message_id=f"{step.hold_key}:{step.attempt}",
+        trip_id=change.record.trip_id, step=name, domain=domain, params=params,
+        hold_key=step.hold_key,
+    ))  # fmt: skip
+    change.step_event(step, status="dispatched")
+
+
+def send_confirm(change: Change, domain: Domain, hold: Held) -> None:
+    step = _next_attempt(change, step_name(domain, "confirm"), domain, "confirm")
+    change.dispatch(step, ConfirmTask(
+        message_id=subjects.command_id(change.record.trip_id, step.name, step.attempt),
+        trip_id=change.record.trip_id, step=step.name, domain=domain, hold_id=hold.hold_id,
+        idempotency_key=f"{hold.hold_key}:confirm",
+    ))  # fmt: skip
+    change.step_event(step, status="dispatched", detail=hold.hold_id)
+
+
+def send_cancel(change: Change, hold_key: str) -> None:
+    domain = _domain_of(hold_key)
+    name = step_name(domain, "cancel", hold_key)
+    step = _next_attempt(change, name, domain, "cancel").model_copy(update={"hold_key": hold_key})
+    change.dispatch(step, CancelTask(
+        message_id=subjects.command_id(change.record.trip_id, name, step.attempt),
+        trip_id=change.record.trip_id, step=name, domain=domain, hold_key=hold_key,
+        idempotency_key=f"{hold_key}:cancel",
+    ))  # fmt: skip
+    change.step_event(step, status="dispatched")
+
+
+def resend(change: Change, step: StepRecord) -> None:
+    """Send a step's command again (a retry, or a reply that never came)."""
+    if step.operation == "extract":
+        send_extract(change, step.domain)
+    elif step.operation == "hold":
+        send_hold(change, step.domain, hold_params(change)[step.domain], new_hold=False)
+    elif step.operation == "confirm":
+        hold = change.steps[step_name(step.domain, "hold")].result
+        assert isinstance(hold, Held)
+        send_confirm(change, step.domain, hold)
+    else:
+        assert step.hold_key is not None
+        send_cancel(change, step.hold_key)
+
+
+# --- what the trip knows ---------------------------------------------------------------------
+
+
+def extracted(change: Change) -> dict[Domain, Request]:
+    out: dict[Domain, Request] = {}
+    for domain in change.record.domains:
+        step = change.steps.get(step_name(domain, "extract"))
+        if step is not None and isinstance(step.result, Extracted):
+            out[domain] = step.result.params
+    return out
+
+
+def held(change: Change) -> dict[Domain, Held]:
+    out: dict[Domain, Held] = {}
+    for domain in change.record.domains:
+        step = change.steps.get(step_name(domain, "hold"))
+        if step is not None and step.status == "succeeded" and isinstance(step.result, Held):
+            out[domain] = step.result
+    return out
+
+
+def hold_params(change: Change) -> dict[Domain, Request]:
+    params = complete(extracted(change))
+    insurance = params.get("insurance")
+    if isinstance(insurance, InsuranceRequest):
+        offers: dict[Domain, Offer] = {d: h.offer for d, h in held(change).items()}
+        params["insurance"] = with_trip_cost(insurance, offers)
+    return params
+
+
+# --- entering a state ------------------------------------------------------------------------
+
+
+def finish(change: Change, state: TripState, reason: str | None = None, **fields: Any) -> None:
+    change.move(state, reason=reason, deadline=None)
+    change.event(TripFinished, reason=reason, **fields)
+
+
+def compensate(change: Change, reason: str, *, cancelled: bool = False) -> None:
+    """Release every hold ever asked for, newest first; with none, the trip simply ends."""
+    if not change.get("compensations"):
+        finish(change, "cancelled" if cancelled else "failed", reason)
+        return
+    change.move(
+        "compensating", reason=reason, question=None, deadline=None, cancel_requested=cancelled
     )
+    advance_compensation(change)
+
+
+def ask(change: Change, question: str, domains: tuple[Domain, ...]) -> None:
+    expires = change.now + change.policy.input_timeout
+    change.move("needs_input", question=question, deadline=expires)
+    change.event(TripNeedsInput, question=question, domains=domains, expires_at=expires)
+
+
+# --- the transitions -------------------------------------------------------------------------
 
 
 def begin(request: TripRequest, route: Route, now: datetime, policy: Policy) -> SagaRecord:
     """A new trip: received, planned, and every domain's extraction dispatched at once."""
     record = SagaRecord(
-        trip_id=request.trip_id,
-        request=request,
-        domains=route.domains,
-        unsupported=route.unsupported,
-        created_at=now,
-    )
-    out = Emitter(record)
-    out.event(TripReceived, "received", text=request.text)
+        trip_id=request.trip_id, request=request, domains=route.domains,
+        unsupported=route.unsupported, created_at=now,
+    )  # fmt: skip
+    change = Change(record, now, policy)
+    change.event(TripReceived, text=request.text)
     if not route.domains:
         reason = (
             f"no micro-SLM covers: {', '.join(route.unsupported)}"
             if route.unsupported
             else "the request names nothing Skiff can book"
         )
-        out.event(TripPlanned, "failed", domains=(), unsupported=route.unsupported)
-        out.event(TripFinished, "failed", reason=reason)
-        return out.build(now, state="failed", reason=reason)
-    out.event(TripPlanned, "extracting", domains=route.domains, unsupported=route.unsupported)
-    steps: dict[Domain, StepRecord] = {}
+        change.event(TripPlanned, domains=(), unsupported=route.unsupported)
+        finish(change, "failed", reason)
+        return change.build()
+    change.move("extracting")
+    change.event(TripPlanned, domains=route.domains, unsupported=route.unsupported)
     for domain in route.domains:
-        step = StepRecord(
-            domain=domain,
-            status="dispatched",
-            attempt=1,
-            dispatched_at=now,
-            deadline=now + policy.step_timeout,
-        )
-        steps[domain] = step
-        out.command(extract_task(record, step))
-        out.event(
-            StepChanged, "extracting", domain=domain, operation="extract", status="dispatched"
-        )
-    return out.build(now, state="extracting", steps=steps)
+        send_extract(change, domain)
+    return change.build()
 
 
-def _status_of(result: WorkerResult) -> tuple[str, str | None]:
-    if isinstance(result, Extracted):
-        return "succeeded", None
-    if isinstance(result, NeedsEscalation):
-        return "escalated", result.reason
-    return "failed", result.reason
-
-
-def apply_result(record: SagaRecord, result: WorkerResult, now: datetime) -> SagaRecord:
-    """A worker replied. Replies for steps no longer waiting (late, duplicate) change nothing."""
-    domain = result.domain
-    step = record.steps.get(domain) if domain is not None else None
-    if record.terminal or step is None or step.status != "dispatched" or result.step != step.step:
+def on_result(record: SagaRecord, result: WorkerReply, now: datetime, policy: Policy) -> SagaRecord:
+    """A worker replied. Replies nobody waits for (late, duplicate, stray) change nothing."""
+    step = record.steps.get(result.step)
+    if (
+        record.terminal
+        or step is None
+        or step.status != "dispatched"
+        or not isinstance(result, REPLY_KINDS[step.operation])
+        or (isinstance(result, Held | Cancelled) and result.hold_key != step.hold_key)
+    ):
         return record
-    status, reason = _status_of(result)
-    out = Emitter(record)
-    out.event(
-        StepChanged,
-        record.state,
-        domain=step.domain,
-        operation=step.operation,
-        status=status,
-        handled_by=result.call.tier if isinstance(result, Extracted) and result.call else None,
-        reason=reason,
-        errors=getattr(result, "errors", ()),
-    )
-    steps = {
-        **record.steps,
-        step.domain: step.model_copy(update={"status": status, "result": result}),
-    }
-    return finish_if_done(out, now, steps)
+    change = Change(record, now, policy)
+    if isinstance(result, Failed) and result.retryable:
+        retry_at = now + policy.retry_delay(step.attempt)
+        change.put(step.model_copy(update={"status": "pending", "retry_at": retry_at}))
+        change.step_event(step, status="pending", reason=result.reason, errors=result.errors)
+    else:
+        status = (
+            "escalated" if isinstance(result, NeedsEscalation)
+            else "failed" if isinstance(result, Failed)
+            else "succeeded"
+        )  # fmt: skip
+        step = change.put(step.model_copy(update={"status": status, "result": result}))
+        change.step_event(
+            step,
+            status=status,
+            handled_by=result.call.tier if isinstance(result, Extracted) and result.call else None,
+            reason=getattr(result, "reason", None),
+            errors=getattr(result, "errors", ()),
+            detail=_detail(result),
+        )
+        if isinstance(result, Failed):
+            _on_failure(change, step, result)
+    advance(change)
+    return change.build()
 
 
-def expire_steps(record: SagaRecord, now: datetime) -> SagaRecord:
-    """Steps past their deadline end as escalated with reason `timeout`."""
-    late = [
-        s for s in record.steps.values()
-        if s.status == "dispatched" and s.deadline is not None and s.deadline <= now
-    ]  # fmt: skip
-    if record.terminal or not late:
+def _detail(result: WorkerReply) -> str | None:
+    if isinstance(result, Held):
+        offer = result.offer
+        return f"held {offer.offer_id} for {offer.total_price:.2f} {offer.currency}"
+    if isinstance(result, Confirmed):
+        return f"booked {result.confirmation_code}"
+    return None
+
+
+def _on_failure(change: Change, step: StepRecord, failure: Failed) -> None:
+    """A step failed for good."""
+    if step.operation == "extract" or step.operation == "cancel":
+        return  # extraction gaps become a question; a release that cannot work has nothing held
+    if step.operation == "confirm" and failure.reason == "hold_expired":
+        params = hold_params(change)[step.domain]
+        send_hold(change, step.domain, params, new_hold=True)
+        change.put(change.steps[step.name].model_copy(update={"status": "pending", "result": None}))
+        return
+    if change.state in BEFORE_PIVOT:
+        compensate(change, f"{step.name} failed: {failure.reason}")
+    else:  # after the pivot only a failed re-hold lands here: undo what was booked
+        compensate(change, f"{step.name} failed after the pivot: {failure.reason}")
+
+
+def on_user(
+    record: SagaRecord, message: TripAnswer | TripCancel, now: datetime, policy: Policy
+) -> SagaRecord:
+    change = Change(record, now, policy)
+    if isinstance(message, TripCancel):
+        if record.state not in BEFORE_PIVOT:
+            return record  # the pivot has passed: the trip is being booked
+        compensate(change, message.reason, cancelled=True)
+        return change.build()
+    if record.state != "needs_input" or message.text in record.answers:
         return record
-    out = Emitter(record)
-    steps = dict(record.steps)
-    for step in late:
-        problem = Problem(code="timeout", message=f"no reply by {step.deadline:%H:%M:%S}")
-        out.event(
-            StepChanged,
-            record.state,
-            domain=step.domain,
-            operation=step.operation,
-            status="escalated",
-            reason="timeout",
-            errors=(problem,),
+    change.move("extracting", answers=(*record.answers, message.text), question=None, deadline=None)
+    for domain in record.domains:
+        step = record.steps.get(step_name(domain, "extract"))
+        if (
+            step is None
+            or step.status != "succeeded"
+            or domain in missing(complete(extracted(change)))
+        ):
+            send_extract(change, domain)
+    return change.build()
+
+
+def on_tick(record: SagaRecord, now: datetime, policy: Policy) -> SagaRecord:
+    """The clock: retries that are due, replies that never came, questions nobody answered."""
+    if record.terminal:
+        return record
+    change = Change(record, now, policy)
+    if record.state == "needs_input" and record.deadline is not None and record.deadline <= now:
+        compensate(change, "no answer in time: the trip expired")
+        return change.build()
+    for step in list(record.steps.values()):
+        due_retry = step.status == "pending" and step.retry_at is not None and step.retry_at <= now
+        overdue = step.status == "dispatched" and step.deadline is not None and step.deadline <= now
+        if overdue and step.operation == "extract":
+            problem = Problem(code="timeout", message=f"no reply by {step.deadline:%H:%M:%S}")
+            late = change.put(step.model_copy(update={"status": "escalated"}))
+            change.step_event(late, status="escalated", reason="timeout", errors=(problem,))
+        elif (due_retry or overdue) and change.state in ACTIVE[step.operation]:
+            resend(change, step)
+    advance(change)
+    return change.build()
+
+
+# --- what happens next -----------------------------------------------------------------------
+
+
+def advance(change: Change) -> None:
+    """Move the trip on as far as its steps allow."""
+    if change.state == "extracting":
+        advance_extraction(change)
+    if change.state == "holding":
+        advance_holding(change)
+    if change.state == "confirming":
+        advance_confirming(change)
+    if change.state == "compensating":
+        advance_compensation(change)
+
+
+def _steps(change: Change, operation: Operation) -> list[StepRecord]:
+    return [s for s in change.steps.values() if s.operation == operation]
+
+
+def advance_extraction(change: Change) -> None:
+    extracts = _steps(change, "extract")
+    if any(s.status == "dispatched" for s in extracts):
+        return
+    unresolved = [s for s in extracts if s.status != "succeeded"]
+    if unresolved:
+        problems = "; ".join(
+            f"the {s.domain} part: "
+            + (", ".join(p.message for p in getattr(s.result, "errors", ())) or "no answer")
+            for s in unresolved
         )
-        steps[step.domain] = step.model_copy(update={"status": "escalated"})
-    return finish_if_done(out, now, steps)
+        ask(change, f"I could not understand {problems}. Please say it again.",
+            tuple(s.domain for s in unresolved))  # fmt: skip
+        return
+    gaps = missing(complete(extracted(change)))
+    if gaps:
+        ask(change, question_for(gaps), tuple(gaps))
+        return
+    change.move("holding")
+    advance_holding(change)
 
 
-def finish_if_done(out: Emitter, now: datetime, steps: dict[Domain, StepRecord]) -> SagaRecord:
-    """When no step is still waiting, the trip finishes: completed only if every step succeeded."""
-    if any(s.status == "dispatched" for s in steps.values()):
-        return out.build(now, steps=steps)
-    itinerary = tuple(
-        ItineraryItem(
-            domain=s.result.domain,
-            params=s.result.params,
-            handled_by=s.result.call.tier if s.result.call else "slm",
-            confidence=s.result.confidence,
-            call=s.result.call,
-        )
-        for s in steps.values()
-        if isinstance(s.result, Extracted)
-    )
-    unresolved = [s for s in steps.values() if s.status != "succeeded"]
-    if not unresolved:
-        out.event(TripFinished, "completed", itinerary=itinerary)
-        return out.build(now, steps=steps, state="completed")
-    reason = "; ".join(f"{s.domain}: {_reason(s)}" for s in unresolved)
-    errors = tuple(p for s in unresolved for p in getattr(s.result, "errors", ()))
-    out.event(TripFinished, "failed", itinerary=itinerary, reason=reason, errors=errors)
-    return out.build(now, steps=steps, state="failed", reason=reason)
+def advance_holding(change: Change) -> None:
+    params = hold_params(change)
+    domains = change.record.domains
+    first = [d for d in HOLD_FIRST if d in domains]
+    for domain in first:
+        if step_name(domain, "hold") not in change.steps:
+            send_hold(change, domain, params[domain], new_hold=True)
+    holds = held(change)
+    if any(d not in holds for d in first):
+        return
+    if "insurance" in domains:
+        if step_name("insurance", "hold") not in change.steps:
+            send_hold(change, "insurance", params["insurance"], new_hold=True)
+        if "insurance" not in holds:
+            return
+    expiring = [
+        d for d, h in holds.items() if h.expires_at < change.now + change.policy.hold_margin
+    ]
+    if expiring:  # never take a hold into the pivot that may lapse under it: hold it again
+        for domain in expiring:
+            send_hold(change, domain, params[domain], new_hold=True)
+        return
+    change.move("confirming")
+    for domain, hold in holds.items():
+        send_confirm(change, domain, hold)
 
 
-def _reason(step: StepRecord) -> str:
-    if isinstance(step.result, NeedsEscalation | Failed):
-        return step.result.reason
-    return "timeout" if step.status == "escalated" else step.status
+def advance_confirming(change: Change) -> None:
+    holds = held(change)
+    for domain in change.record.domains:
+        confirm = change.steps.get(step_name(domain, "confirm"))
+        waiting = confirm is not None and confirm.status == "pending" and confirm.retry_at is None
+        if waiting and domain in holds:  # re-held after an expiry: confirm the new hold
+            send_confirm(change, domain, holds[domain])
+    confirms = _steps(change, "confirm")
+    if len(confirms) < len(change.record.domains) or any(s.status != "succeeded" for s in confirms):
+        return
+    bookings = []
+    for step in confirms:
+        assert isinstance(step.result, Confirmed)
+        offer = holds[step.domain].offer
+        bookings.append(Booking(
+            domain=step.domain, confirmation_code=step.result.confirmation_code,
+            hold_id=step.result.hold_id, offer=offer, total_price=step.result.total_price,
+            currency=step.result.currency,
+        ))  # fmt: skip
+    params = hold_params(change)
+    itinerary = tuple(_item(change, d, params[d]) for d in change.record.domains)
+    total = round(sum(b.total_price for b in bookings), 2)
+    finish(change, "completed", bookings=tuple(bookings), itinerary=itinerary,
+           total_price=total, currency=bookings[0].currency if bookings else None)  # fmt: skip
+
+
+def _item(change: Change, domain: Domain, params: Request) -> ItineraryItem:
+    step = change.steps[step_name(domain, "extract")]
+    assert isinstance(step.result, Extracted)
+    call = step.result.call
+    return ItineraryItem(
+        domain=domain, params=params, handled_by=call.tier if call else "slm",
+        confidence=step.result.confidence, call=call,
+    )  # fmt: skip
+
+
+def advance_compensation(change: Change) -> None:
+    """One release at a time, newest hold first; the trip ends when all are done."""
+    for key in reversed(change.get("compensations")):
+        step = change.steps.get(step_name(_domain_of(key), "cancel", key))
+        if step is None:
+            send_cancel(change, key)
+            return
+        if step.status not in ("succeeded", "failed"):
+            return  # waiting for it, or for its retry
+    final: TripState = "cancelled" if change.get("cancel_requested") else "compensated"
+    finish(change, final, change.get("reason"))
+
+
+def _domain_of(hold_key: str) -> Domain:
+    domain: Domain = hold_key.rsplit(":", 2)[-2].split(".")[0]  # type: ignore[assignment]
+    return domain

@@ -8,8 +8,10 @@ import structlog
 
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_inference.factory import build_engine
+from skiff_runtime.broker import connect
 from skiff_runtime.logging import configure_logging
 from skiff_worker.app import create_app
+from skiff_worker.inventory_client import NatsInventory
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
@@ -27,10 +29,12 @@ async def main() -> None:
     )
     await extractor.warm_up()
     log.info("engine warm", engine=engine.kind, model=engine.model)
-    app, _ = create_app(settings, DomainWorker(extractor))
+    supplier = await connect(settings, f"worker-{settings.domain}-inventory")
+    app, _ = create_app(settings, DomainWorker(extractor, NatsInventory(supplier)))
     try:
         await app.run()
     finally:
+        await supplier.close()
         await engine.aclose()
 
 

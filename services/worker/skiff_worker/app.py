@@ -12,13 +12,13 @@ from pydantic import ValidationError
 
 from skiff_contracts import subjects
 from skiff_contracts.domains import Domain
-from skiff_contracts.messages import ExtractTask, Failed
+from skiff_contracts.messages import TASK, Failed, WorkerReply
 from skiff_contracts.problems import validation_problems
 from skiff_runtime.broker import make_broker
 from skiff_runtime.delivery import PoisonMessage, settle
 from skiff_runtime.jetstream import WORKER_CONSUMERS
 from skiff_runtime.publishing import publish_durably
-from skiff_worker.service import DomainWorker, WorkerReply
+from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
 log = structlog.get_logger()
@@ -67,7 +67,7 @@ def create_app(settings: WorkerSettings, worker: DomainWorker) -> tuple[FastStre
     async def on_task(message: NatsMessage) -> None:
         async def work() -> None:
             try:
-                task = ExtractTask.model_validate_json(message.body)
+                task = TASK.validate_json(message.body)
             except ValidationError as error:
                 await reply_to_malformed(broker, domain, message.body, error)
                 raise PoisonMessage(f"malformed command: {error.error_count()} errors") from error
