@@ -23,6 +23,11 @@ log = structlog.get_logger()
 HEARTBEAT_S = 5.0
 MAX_RETRY_DELAY_S = 30.0
 
+# The server's consumer config decides when redelivery stops, not the code's copy of it:
+# a handler that waited for more deliveries than the server allows would never dead-letter,
+# and the server would silently drop the message. Read once per consumer, then cached.
+_server_max_deliver: dict[tuple[str, str], int] = {}
+
 
 class PoisonMessage(Exception):
     """This message can never be processed (malformed, wrong schema): dead-letter it now."""
@@ -76,6 +81,16 @@ async def heartbeat(message: NatsMessage, every_s: float = HEARTBEAT_S) -> Async
             await task
 
 
+async def max_deliver(broker: NatsBroker, spec: ConsumerSpec) -> int:
+    """The consumer's `max_deliver` as the server has it (the spec's when unlimited)."""
+    key = (spec.stream, spec.durable)
+    if key not in _server_max_deliver:
+        info = await broker.connection.jetstream().consumer_info(spec.stream, spec.durable)
+        configured = info.config.max_deliver
+        _server_max_deliver[key] = configured if configured and configured > 0 else spec.max_deliver
+    return _server_max_deliver[key]
+
+
 async def settle(
     broker: NatsBroker,
     message: NatsMessage,
@@ -91,7 +106,7 @@ async def settle(
         return
     except Exception as error:
         delivered = deliveries(message)
-        if delivered >= spec.max_deliver:
+        if delivered >= await max_deliver(broker, spec):
             await dead_letter(broker, message, spec, f"failed {delivered} times: {error!r}")
         else:
             log.warning("retrying", error=repr(error), delivered=delivered)

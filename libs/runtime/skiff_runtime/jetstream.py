@@ -37,6 +37,7 @@ class StreamSpec:
     retention: RetentionPolicy = RetentionPolicy.LIMITS
     max_age_s: float = 7 * DAY
     max_bytes: int = 1024 * MiB
+    duplicate_window_s: float = DUPLICATE_WINDOW_S
 
     def config(self) -> StreamConfig:
         return StreamConfig(
@@ -48,7 +49,7 @@ class StreamSpec:
             max_age=self.max_age_s,
             max_bytes=self.max_bytes,
             max_msg_size=MAX_MESSAGE_BYTES,
-            duplicate_window=DUPLICATE_WINDOW_S,
+            duplicate_window=self.duplicate_window_s,
             num_replicas=1,
         )
 

@@ -15,7 +15,14 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from skiff_contracts import subjects
 from skiff_contracts.events import TRIP_EVENT, TripEvent, TripFinished
-from skiff_contracts.messages import SUBMIT_REPLY, SubmitRejected, TripAccepted, TripRequest
+from skiff_contracts.messages import (
+    SUBMIT_REPLY,
+    SubmitRejected,
+    TripAccepted,
+    TripAnswer,
+    TripCancel,
+    TripRequest,
+)
 from skiff_contracts.saga import SagaRecord
 
 
@@ -49,7 +56,7 @@ class SkiffClient:
 
     @retry(
         retry=retry_if_exception_type((NatsTimeout, NoRespondersError)),
-        wait=wait_exponential_jitter(initial=0.5, max=5),
+        wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
         stop=stop_after_delay(60),
         reraise=True,
     )
@@ -84,6 +91,24 @@ class SkiffClient:
                         return
         finally:
             await subscription.unsubscribe()
+
+    async def answer(self, trip_id: str, text: str) -> None:
+        """Answer the trip's question; the same answer sent twice counts once."""
+        message = TripAnswer(trip_id=trip_id, text=text)
+        await self.js.publish(
+            subjects.trip_input(trip_id),
+            message.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{trip_id}:answer:{message.answer_id}"},
+        )
+
+    async def cancel(self, trip_id: str, reason: str = "cancelled by the user") -> None:
+        """Call the trip off; honoured until the pivot (confirmation) starts."""
+        message = TripCancel(trip_id=trip_id, reason=reason)
+        await self.js.publish(
+            subjects.trip_input(trip_id),
+            message.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{trip_id}:cancel"},
+        )
 
     async def saga(self, trip_id: str) -> SagaRecord | None:
         kv = await self.js.key_value(subjects.BUCKET_SAGAS)

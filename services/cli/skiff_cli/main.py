@@ -18,7 +18,7 @@ from skiff_cli import stack
 from skiff_cli.batch import DomainChoice, extract_local, extract_over_nats, run_extract
 from skiff_cli.client import SkiffClient, SubmitError
 from skiff_cli.render import print_event
-from skiff_contracts.events import TripFinished
+from skiff_contracts.events import TripFinished, TripNeedsInput
 from skiff_contracts.messages import TripRequest
 from skiff_inference.factory import EngineSettings
 
@@ -65,9 +65,21 @@ async def follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s: 
                 print(event.model_dump_json(), flush=True)
             else:
                 print_event(console, event)
+            if isinstance(event, TripNeedsInput) and not as_json:
+                await ask_user(client, accepted.trip_id)
             if isinstance(event, TripFinished):
                 finished = event
         return 0 if finished is not None and finished.state == "completed" else 1
+
+
+async def ask_user(client: SkiffClient, trip_id: str) -> None:
+    """On a terminal, answer inline; otherwise say how to answer from elsewhere."""
+    if not sys.stdin.isatty():
+        console.print(f'answer with: skiff answer {trip_id} "…"')
+        return
+    text = (await asyncio.to_thread(input, "your answer> ")).strip()
+    if text:
+        await client.answer(trip_id, text)
 
 
 @app.command()
@@ -112,6 +124,30 @@ def status(
         console.print(f"[red]no such trip:[/] {trip_id}")
         raise typer.Exit(1)
     print(shown)
+
+
+@app.command()
+def answer(trip_id: str, text: str, nats_url: NatsUrl = None) -> None:
+    """Answer a trip's question (it resumes from where it asked)."""
+
+    async def send() -> None:
+        async with await SkiffClient.connect(resolve_nats_url(nats_url)) as client:
+            await client.answer(trip_id, text)
+
+    asyncio.run(send())
+    console.print(f"answered {trip_id}")
+
+
+@app.command()
+def cancel(trip_id: str, nats_url: NatsUrl = None) -> None:
+    """Cancel a trip: every hold is released (refused once confirmation has begun)."""
+
+    async def send() -> None:
+        async with await SkiffClient.connect(resolve_nats_url(nats_url)) as client:
+            await client.cancel(trip_id)
+
+    asyncio.run(send())
+    console.print(f"cancellation sent for {trip_id}; follow it with: skiff status {trip_id}")
 
 
 @app.command()

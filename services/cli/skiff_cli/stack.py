@@ -2,7 +2,10 @@
 
 State lives in one directory (default `.skiff/`): the NATS store, each process's log, and
 a `stack.json` naming the PIDs and the NATS URL so `skiff down` can stop what `skiff up`
-started.
+started. NATS runs with the least-privilege users of `skiff_runtime.permissions`: each service
+connects as its own identity, provisioning runs as `admin`, and connections without
+credentials (the `skiff` CLI) act as `cli`. The passwords are generated once and kept, with
+the rendered `nats.conf`, readable only by their owner (0600).
 """
 
 from __future__ import annotations
@@ -19,12 +22,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
 
 from skiff_contracts.domains import DOMAINS
 from skiff_runtime.jetstream import PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
 from skiff_runtime.nats_server import NatsServer
+from skiff_runtime.permissions import BY_NAME, generate_passwords, render_config, write_private
+from skiff_runtime.settings import ServiceSettings
 
 DEFAULT_HOME = Path(".skiff")
+ADMIN = "admin"
+CLI = "cli"  # what a connection without credentials (the `skiff` CLI) may do
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """A NATS user and password: one identity of `skiff_runtime.permissions`."""
+
+    user: str
+    password: str
 
 
 @dataclass
@@ -65,8 +81,11 @@ class Stack:
         return cls(home, state["nats_url"], state["nats_pid"], services)
 
 
-def default_services(threads: int) -> list[ServiceProcess]:
-    """The planner and one worker per domain, each engine on `threads` threads."""
+def default_services(threads: int, home: Path = DEFAULT_HOME) -> list[ServiceProcess]:
+    """The planner, one worker per domain (engines on `threads` threads) and the inventory.
+
+    Each service's name is also its NATS identity.
+    """
     services = [ServiceProcess("planner", "skiff_planner", {"SKIFF_ROUTER_THREADS": str(threads)})]
     for domain in DOMAINS:
         services.append(
@@ -76,21 +95,62 @@ def default_services(threads: int) -> list[ServiceProcess]:
                 {"SKIFF_DOMAIN": domain, "SKIFF_ENGINE__THREADS": str(threads)},
             )
         )
+    database = (home / "inventory.sqlite3").resolve()
+    services.append(
+        ServiceProcess("inventory", "skiff_inventory", {"SKIFF_DB_PATH": str(database)})
+    )
     return services
 
 
-async def provision(nats_url: str) -> list[str]:
-    """`skiff streams apply`: create or update every stream, consumer and bucket."""
-    connection = await nats.connect(nats_url)
+def local_passwords(home: Path) -> dict[str, str]:
+    """Every identity's password for the stack in `home`: generated once, then kept (0600)."""
+    path = home / "nats-passwords.json"
+    passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in BY_NAME if name not in passwords]
+    if missing or not path.exists():
+        passwords |= generate_passwords(missing)
+        write_private(path, json.dumps(passwords, indent=2))
+    return passwords
+
+
+def secure_nats_config(home: Path, passwords: dict[str, str]) -> Path:
+    """Render the least-privilege nats.conf for the local stack (0600; store dir from NatsServer).
+
+    Services and the CLI do not set a per-identity `inbox_prefix` yet, so inboxes are shared.
+    """
+    config = home / "nats.conf"
+    rendered = render_config(passwords, store_dir=None, no_auth_user=CLI, private_inboxes=False)
+    write_private(config, rendered)
+    return config
+
+
+async def connect(nats_url: str, auth: NatsAuth | None = None) -> Client:
+    """Connect as `auth`, else as the `SKIFF_NATS_CREDS`/`_USER`/`_PASSWORD` env, else anonymous."""
+    if auth is not None:
+        return await nats.connect(nats_url, user=auth.user, password=auth.password)
+    settings = ServiceSettings()
+    if settings.nats_creds is not None:
+        return await nats.connect(nats_url, user_credentials=str(settings.nats_creds))
+    if settings.nats_user and settings.nats_password:
+        password = settings.nats_password.get_secret_value()
+        return await nats.connect(nats_url, user=settings.nats_user, password=password)
+    return await nats.connect(nats_url)
+
+
+async def provision(nats_url: str, auth: NatsAuth | None = None) -> list[str]:
+    """`skiff streams apply`: create or update every stream, consumer and bucket (as admin)."""
+    connection = await connect(nats_url, auth)
     try:
         return await apply_layout(connection.jetstream())
     finally:
         await connection.close()
 
 
-async def wait_until_consuming(nats_url: str, timeout_s: float) -> None:
+async def wait_until_consuming(
+    nats_url: str, timeout_s: float, auth: NatsAuth | None = None
+) -> None:
     """Ready means: the planner and every worker have a pull request waiting on their consumer."""
-    connection = await nats.connect(nats_url)
+    connection = await connect(nats_url, auth)
     js = connection.jetstream()
     consumers = [PLANNER_RESULTS, *WORKER_CONSUMERS.values()]
     deadline = time.monotonic() + timeout_s
@@ -110,10 +170,13 @@ async def wait_until_consuming(nats_url: str, timeout_s: float) -> None:
 
 
 def start_service(stack: Stack, service: ServiceProcess) -> None:
+    """Start one service as its own NATS identity (the password is never saved in stack.json)."""
     env = {
         **os.environ,
         "SKIFF_NATS_URL": stack.nats_url,
         "SKIFF_LOG_FORMAT": "json",
+        "SKIFF_NATS_USER": service.name,
+        "SKIFF_NATS_PASSWORD": local_passwords(stack.home)[service.name],
         **service.env,
     }
     log = (stack.home / f"{service.name}.log").open("ab")
@@ -131,16 +194,19 @@ def up(home: Path = DEFAULT_HOME, *, threads: int = 1, ready_timeout_s: float = 
     """Start NATS (file store under `home`), provision JetStream, start every service."""
     if (existing := Stack.load(home)) is not None and alive(existing.nats_pid):
         raise RuntimeError(f"a stack is already running from {home} ({existing.nats_url})")
-    server = NatsServer(store_dir=home / "nats").start()
+    passwords = local_passwords(home)
+    config = secure_nats_config(home, passwords)
+    server = NatsServer(store_dir=home / "nats", config_file=config).start()
     assert server.process is not None
-    stack = Stack(home, server.url, server.process.pid, default_services(threads))
+    stack = Stack(home, server.url, server.process.pid, default_services(threads, home))
     stack.save()
-    asyncio.run(provision(stack.nats_url))
+    admin = NatsAuth(ADMIN, passwords[ADMIN])
+    asyncio.run(provision(stack.nats_url, admin))
     for service in stack.services:
         start_service(stack, service)
     stack.save()
     try:
-        asyncio.run(wait_until_consuming(stack.nats_url, ready_timeout_s))
+        asyncio.run(wait_until_consuming(stack.nats_url, ready_timeout_s, admin))
     except BaseException:
         down(home)
         raise

@@ -8,7 +8,6 @@ from nats.js.kv import KeyValue
 
 from skiff_contracts import subjects
 from skiff_contracts.events import EventBase
-from skiff_contracts.messages import ExtractTask
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_planner.ports import RevisionConflict
 from skiff_runtime.publishing import publish_durably
@@ -57,11 +56,10 @@ class JetStreamBus:
         self.broker = broker
 
     async def publish(self, item: Outgoing) -> None:
-        if isinstance(item, ExtractTask):
-            subject = subjects.task(item.domain, item.kind)
-            stream = subjects.STREAM_TASKS
-        else:
-            assert isinstance(item, EventBase)
+        if isinstance(item, EventBase):
             subject = subjects.trip_events(item.trip_id)
             stream = subjects.STREAM_TRIP_EVENTS
+        else:
+            subject = subjects.task(item.domain, item.kind)
+            stream = subjects.STREAM_TASKS
         await publish_durably(self.broker, item, subject, stream=stream, msg_id=item.message_id)

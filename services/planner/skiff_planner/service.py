@@ -81,14 +81,17 @@ class Planner:
         touched = 0
         now = self.clock()
         for trip_id in await self.store.trip_ids():
-            loaded = await self.store.load(trip_id)
-            if loaded is None:
-                continue
-            record, _ = loaded
-            stale = bool(record.outbox) and now - record.updated_at >= STALE_OUTBOX
-            if stale or (not record.terminal and due(record, now)):
-                touched += 1
-                await self._change(trip_id, lambda r: on_tick(r, self.clock(), self.policy))
+            try:
+                loaded = await self.store.load(trip_id)
+                if loaded is None:
+                    continue
+                record, _ = loaded
+                stale = bool(record.outbox) and now - record.updated_at >= STALE_OUTBOX
+                if stale or (not record.terminal and due(record, now)):
+                    touched += 1
+                    await self._change(trip_id, lambda r: on_tick(r, self.clock(), self.policy))
+            except Exception as error:  # one bad record must not stop the sweep of the others
+                log.error("sweep of a trip failed", trip_id=trip_id, error=repr(error))
         return touched
 
     async def _change(self, trip_id: str, change: Change) -> SagaRecord | None:

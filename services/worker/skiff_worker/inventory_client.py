@@ -72,7 +72,7 @@ class NatsInventory:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type((NoRespondersError, NatsTimeout)),
-                wait=wait_exponential_jitter(initial=0.2, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
                 stop=stop_after_delay(self.budget_s),
                 reraise=True,
             ):

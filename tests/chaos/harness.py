@@ -1,0 +1,237 @@
+"""A whole Skiff stack as separate processes that tests can kill, restart and audit."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import nats
+import nats.js.errors
+
+from skiff_cli.client import SkiffClient
+from skiff_contracts import subjects
+from skiff_contracts.domains import DOMAINS
+from skiff_contracts.messages import TripRequest
+from skiff_contracts.saga import SagaRecord
+from skiff_runtime.jetstream import LAYOUT, ConsumerSpec, Layout, StreamSpec, apply_layout
+from skiff_runtime.nats_server import NatsServer
+from tests.chaos.scripted import TRIP_TEXT
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_DATE = date(2026, 3, 1)
+
+
+def layout(
+    ack_wait_s: float = 2.0, max_deliver: int | None = None, dup_window_s: float | None = None
+) -> Layout:
+    """The production layout with test-sized timers."""
+
+    def consumer(spec: ConsumerSpec) -> ConsumerSpec:
+        changed = dataclasses.replace(spec, ack_wait_s=ack_wait_s)
+        return dataclasses.replace(changed, max_deliver=max_deliver) if max_deliver else changed
+
+    def stream(spec: StreamSpec) -> StreamSpec:
+        return dataclasses.replace(spec, duplicate_window_s=dup_window_s) if dup_window_s else spec
+
+    return Layout(
+        streams=tuple(stream(s) for s in LAYOUT.streams),
+        consumers=tuple(consumer(c) for c in LAYOUT.consumers),
+        buckets=LAYOUT.buckets,
+    )
+
+
+@dataclass
+class Audit:
+    """What the inventory says happened, per trip and domain."""
+
+    confirmed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    live_holds: list[str] = field(default_factory=list)
+    confirm_calls: dict[str, int] = field(default_factory=dict)
+    unbalanced: list[str] = field(default_factory=list)
+    stale_confirms: list[str] = field(default_factory=list)
+
+    @property
+    def duplicate_bookings(self) -> int:
+        return sum(n - 1 for n in self.confirmed.values() if n > 1)
+
+
+@dataclass
+class Chaos:
+    home: Path
+    layout: Layout = field(default_factory=layout)
+    planner_env: dict[str, str] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
+    inventory_env: dict[str, str] = field(default_factory=dict)
+    nats: NatsServer = field(init=False)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "inventory.sqlite3"
+
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+        return {
+            **os.environ, "SKIFF_NATS_URL": self.nats.url, "SKIFF_LOG_FORMAT": "json",
+            "PYTHONPATH": str(REPO), **extra,
+        }  # fmt: skip
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.home / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, *args], cwd=REPO, env=self._env(env), stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def start_planner(self) -> None:
+        planner_defaults = {
+            "SKIFF_BOOKING_TIMEOUT_S": "3", "SKIFF_EXTRACT_TIMEOUT_S": "30",
+            "SKIFF_SWEEP_INTERVAL_S": "0.5", "SKIFF_HOLD_MARGIN_S": "2",
+        }  # fmt: skip
+        self._spawn("planner", ["-m", "tests.chaos.scripted", "planner"],
+                    {**planner_defaults, **self.planner_env})  # fmt: skip
+
+    def start_worker(self, domain: str) -> None:
+        env = {"SKIFF_DOMAIN": domain, **self.worker_env}
+        self._spawn(f"worker-{domain}", ["-m", "tests.chaos.scripted", "worker"], env)
+
+    def start_inventory(self) -> None:
+        env = {"SKIFF_DB_PATH": str(self.db_path), "SKIFF_SWEEP_INTERVAL_S": "1",
+               **self.inventory_env}  # fmt: skip
+        self._spawn("inventory", ["-m", "skiff_inventory"], env)
+
+    async def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.nats = NatsServer(store_dir=self.home / "nats").start()
+        connection = await nats.connect(self.nats.url)
+        await apply_layout(connection.jetstream(), self.layout)
+        await connection.close()
+        self.start_inventory()
+        for domain in DOMAINS:
+            self.start_worker(domain)
+        self.start_planner()
+        await self.wait_consuming()
+
+    async def wait_consuming(self, timeout_s: float = 60.0) -> None:
+        connection = await nats.connect(self.nats.url)
+        js = connection.jetstream()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                infos = [await js.consumer_info(c.stream, c.durable) for c in self.layout.consumers]
+                if all(info.num_waiting for info in infos):
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError("services are not consuming")
+                await asyncio.sleep(0.2)
+        finally:
+            await connection.close()
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+        self.nats.stop()
+
+    async def submit(self, client: SkiffClient, client_request_id: str) -> str:
+        request = TripRequest(
+            text=TRIP_TEXT, reference_date=REFERENCE_DATE, client_request_id=client_request_id
+        )
+        return (await client.submit(request)).trip_id
+
+    async def records(
+        self, client: SkiffClient, trip_ids: list[str]
+    ) -> dict[str, SagaRecord | None]:
+        return {trip_id: await client.saga(trip_id) for trip_id in trip_ids}
+
+    async def wait_terminal(
+        self, client: SkiffClient, trip_ids: list[str], timeout_s: float
+    ) -> dict[str, SagaRecord | None]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                records = await self.records(client, trip_ids)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error):
+                await asyncio.sleep(0.5)  # JetStream is still recovering after a restart
+                continue
+            if all(r is not None and r.terminal and not r.outbox for r in records.values()):
+                return records
+            if time.monotonic() > deadline:
+                return records
+            await asyncio.sleep(0.5)
+
+    def audit(self) -> Audit:
+        audit = Audit()
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        try:
+            owner = {}
+            for key, reply in db.execute(
+                "SELECT idempotency_key, reply FROM replies WHERE op='hold'"
+            ):
+                trip_id, step = key.split(":")[0], key.split(":")[1]
+                owner[json.loads(reply)["hold_id"]] = (trip_id, step.split(".")[0])
+            for hold_id, status in db.execute("SELECT hold_id, status FROM holds"):
+                if status == "confirmed" and hold_id in owner:
+                    audit.confirmed[owner[hold_id]] += 1
+                if status == "held":
+                    audit.live_holds.append(hold_id)
+            for hold_id, confirmed_at, expires_at in db.execute(
+                "SELECT b.hold_id, b.confirmed_at, h.expires_at FROM bookings b "
+                "JOIN holds h ON h.hold_id = b.hold_id"
+            ):
+                if confirmed_at > expires_at:
+                    audit.stale_confirms.append(hold_id)
+            audit.confirm_calls = dict(
+                db.execute("SELECT idempotency_key, calls FROM confirm_calls")
+            )
+            audit.unbalanced = [
+                row[0] for row in db.execute(
+                    "SELECT s.resource FROM stock s LEFT JOIN (SELECT a.resource, "
+                    "SUM(CASE WHEN h.status='held' THEN a.quantity ELSE 0 END) AS held, "
+                    "SUM(CASE WHEN h.status='confirmed' THEN a.quantity ELSE 0 END) AS booked "
+                    "FROM allocations a JOIN holds h ON h.hold_id = a.hold_id GROUP BY a.resource)"
+                    " x ON x.resource = s.resource WHERE s.held != COALESCE(x.held, 0) "
+                    "OR s.booked != COALESCE(x.booked, 0)"
+                )
+            ]  # fmt: skip
+        finally:
+            db.close()
+        return audit
+
+
+async def result_messages(url: str, trip_id: str, step: str) -> int:
+    """How many replies for one trip's `step` the RESULTS stream holds."""
+    connection = await nats.connect(url)
+    js = connection.jetstream()
+    subscription = await js.subscribe(subjects.RESULTS_ALL, ordered_consumer=True)
+    seen = 0
+    try:
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=1.0)
+            except nats.errors.TimeoutError:
+                return seen
+            reply = json.loads(message.data)
+            seen += reply.get("trip_id") == trip_id and reply.get("step") == step
+    finally:
+        await connection.close()

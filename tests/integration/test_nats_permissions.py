@@ -1,0 +1,392 @@
+"""The NATS permission model against a real nats-server started with the rendered config.
+
+Each identity connects with its own password and private inbox prefix and does what its service
+does (the same nats-py calls FastStream makes); what it must not do is refused by the server,
+and the test asserts on the server's permissions-violation error, not on a timeout alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from skiff_contracts import subjects
+from skiff_contracts.domains import DOMAINS, Domain
+from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
+from skiff_runtime.nats_server import NatsServer
+from skiff_runtime.permissions import (
+    BY_NAME,
+    IDENTITIES,
+    chart_data,
+    generate_passwords,
+    inbox_prefix,
+    js_api,
+    render_config,
+    write_private,
+)
+
+pytestmark = pytest.mark.nats
+
+REFUSAL_TIMEOUT_S = 1.0
+
+
+@dataclass
+class Secured:
+    server: NatsServer
+    passwords: dict[str, str]
+
+
+@dataclass
+class Session:
+    """One connection as one identity, keeping every error the server reported to it."""
+
+    name: str
+    connection: Client
+    errors: list[Exception] = field(default_factory=list)
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.connection.jetstream(timeout=REFUSAL_TIMEOUT_S)
+
+    async def violation(self, action: str, subject: str, timeout_s: float = 3.0) -> str:
+        """The server's permissions-violation message for `action` ("publish"/"subscription")."""
+        wanted = f'permissions violation for {action} to "{subject}"'.lower()  # nats-py lowercases
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            for error in self.errors:
+                if wanted in str(error).lower():
+                    return str(error)
+            if asyncio.get_running_loop().time() > deadline:
+                seen = [str(e) for e in self.errors]
+                raise AssertionError(f"{self.name}: no violation {wanted!r}; errors: {seen}")
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    home = tmp_path_factory.mktemp("nats-secured")
+    passwords = generate_passwords(BY_NAME)
+    config = home / "nats.conf"
+    write_private(config, render_config(passwords, store_dir=None))
+    server = NatsServer(store_dir=home / "store", config_file=config)
+    with server.running():
+        yield Secured(server, passwords)
+
+
+async def connect_as(secured: Secured, name: str) -> Session:
+    session = Session(name, Client())
+
+    async def keep(error: Exception) -> None:
+        session.errors.append(error)
+
+    await session.connection.connect(
+        secured.server.url,
+        user=name,
+        password=secured.passwords[name],
+        inbox_prefix=inbox_prefix(name),
+        error_cb=keep,
+        allow_reconnect=False,
+    )
+    return session
+
+
+@pytest.fixture(scope="module")
+async def sessions(secured: Secured) -> AsyncIterator[dict[str, Session]]:
+    admin = await connect_as(secured, "admin")
+    await apply_layout(admin.connection.jetstream())
+    opened = {"admin": admin}
+    for name in ("planner", "worker-flights", "worker-hotels", "inventory", "client"):
+        opened[name] = await connect_as(secured, name)
+    yield opened
+    for session in opened.values():
+        await session.connection.close()
+
+
+async def request_once_served(session: Session, subject: str, timeout_s: float = 5.0) -> Msg:
+    """Request, retrying "no responders" while the responder's SUB is still in flight.
+
+    nats-py 2.16 writes `flush()`'s PING straight to the socket, ahead of commands still
+    buffered, so a flush after `subscribe()` does not prove the server has the subscription.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await session.connection.request(subject, b"{}", timeout=timeout_s)
+        except NoRespondersError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def pending(admin: Session, stream: str, durable: str) -> int:
+    return int((await admin.connection.jetstream().consumer_info(stream, durable)).num_pending)
+
+
+async def dispatch(planner: Session, domain: Domain, trip_id: str) -> None:
+    """The planner's durable publish of one command, as `JetStreamBus` does it."""
+    ack = await planner.js.publish(
+        subjects.task(domain, "extract"),
+        json.dumps({"trip_id": trip_id}).encode(),
+        stream=subjects.STREAM_TASKS,
+        headers={"Nats-Msg-Id": f"{trip_id}:{domain}"},
+    )
+    assert ack.stream == subjects.STREAM_TASKS
+
+
+# --- the table itself --------------------------------------------------------------------------
+
+
+def test_only_the_planner_may_publish_trip_events_or_write_sagas() -> None:
+    for identity in IDENTITIES:
+        publish = identity.permissions().publish
+        may_publish_events = subjects.TRIP_EVENTS_ALL in publish
+        may_write_sagas = f"$KV.{subjects.BUCKET_SAGAS}.>" in publish
+        assert may_publish_events == (identity.name == "planner"), identity.name
+        assert may_write_sagas == (identity.name == "planner"), identity.name
+
+
+def test_each_worker_may_pull_only_its_own_consumer() -> None:
+    for domain in DOMAINS:
+        consumer = WORKER_CONSUMERS[domain]
+        pull = js_api("CONSUMER", "MSG", "NEXT", consumer.stream, consumer.durable)
+        holders = [i.name for i in IDENTITIES if pull in i.permissions().publish]
+        assert holders == [f"worker-{domain}"]
+
+
+def test_nobody_but_admin_manages_jetstream_and_no_inbox_is_shared() -> None:
+    for identity in IDENTITIES:
+        granted = identity.permissions()
+        assert (js_api(">") in granted.publish) == (identity.name == "admin")
+        assert not any(s.startswith("_INBOX.>") for s in granted.subscribe), identity.name
+
+
+# --- against the server ------------------------------------------------------------------------
+
+
+async def test_a_wrong_password_is_refused(secured: Secured) -> None:
+    with pytest.raises(NatsError, match=r"(?i)authorization"):
+        await nats.connect(
+            secured.server.url,
+            user="planner",
+            password="not-the-password",
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+        )
+
+
+async def test_worker_pulls_its_own_tasks_and_publishes_its_results(
+    sessions: dict[str, Session],
+) -> None:
+    planner, worker, admin = sessions["planner"], sessions["worker-flights"], sessions["admin"]
+    errors_before = len(worker.errors)
+    await dispatch(planner, "flights", "trip-own")
+    consumer = WORKER_CONSUMERS["flights"]
+
+    # What FastStream's pull subscriber does: look the durable up, then fetch from it.
+    subscription = await worker.js.pull_subscribe(
+        consumer.filter_subject, durable=consumer.durable, stream=consumer.stream
+    )
+    [message] = await subscription.fetch(1, timeout=5)
+    assert message.subject == subjects.task("flights", "extract")
+    await message.in_progress()
+    await message.ack_sync()
+
+    ack = await worker.js.publish(
+        subjects.result("flights"), b'{"kind": "extracted"}', stream=subjects.STREAM_RESULTS
+    )
+    assert ack.stream == subjects.STREAM_RESULTS
+    assert await pending(admin, consumer.stream, consumer.durable) == 0
+    info = await admin.connection.jetstream().consumer_info(consumer.stream, consumer.durable)
+    assert info.num_ack_pending == 0
+    assert worker.errors[errors_before:] == []
+
+
+async def test_worker_cannot_read_another_domains_tasks(sessions: dict[str, Session]) -> None:
+    planner, worker, admin = sessions["planner"], sessions["worker-flights"], sessions["admin"]
+    hotels, own = sessions["worker-hotels"], WORKER_CONSUMERS["hotels"]
+    hotels_errors_before = len(hotels.errors)
+    await dispatch(planner, "hotels", "trip-other")
+    assert await pending(admin, own.stream, own.durable) == 1
+
+    # Binding to worker-hotels' durable: the lookup request itself is refused.
+    with pytest.raises(NatsTimeout):
+        await worker.js.pull_subscribe(own.filter_subject, durable=own.durable, stream=own.stream)
+    await worker.violation("publish", js_api("CONSUMER", "INFO", own.stream, own.durable))
+
+    # Asking for the next message directly is refused too.
+    next_hotels = js_api("CONSUMER", "MSG", "NEXT", own.stream, own.durable)
+    with pytest.raises(NatsTimeout):
+        await worker.connection.request(next_hotels, b'{"batch": 1}', timeout=REFUSAL_TIMEOUT_S)
+    await worker.violation("publish", next_hotels)
+
+    # Core subscriptions to the hotels commands, or to the hotels worker's inboxes, are refused.
+    await worker.connection.subscribe(subjects.domain_tasks("hotels"))
+    await worker.violation("subscription", subjects.domain_tasks("hotels"))
+    await worker.connection.subscribe("_INBOX.>")
+    await worker.violation("subscription", "_INBOX.>")
+    await worker.connection.subscribe(f"{inbox_prefix('worker-hotels')}.>")
+    await worker.violation("subscription", f"{inbox_prefix('worker-hotels')}.>")
+
+    # The hotels command is still there, and its own worker gets it.
+    assert await pending(admin, own.stream, own.durable) == 1
+    subscription = await hotels.js.pull_subscribe(
+        own.filter_subject, durable=own.durable, stream=own.stream
+    )
+    [message] = await subscription.fetch(1, timeout=5)
+    await message.ack_sync()
+    assert hotels.errors[hotels_errors_before:] == []
+
+
+async def test_worker_cannot_publish_trip_events_or_other_results(
+    sessions: dict[str, Session],
+) -> None:
+    worker, admin = sessions["worker-flights"], sessions["admin"]
+    events = subjects.trip_events("trip-forged")
+    before = (await admin.connection.jetstream().stream_info(subjects.STREAM_TRIP_EVENTS)).state
+
+    await worker.connection.publish(events, b'{"kind": "trip_finished"}')
+    await worker.connection.flush()
+    await worker.violation("publish", events)
+    with pytest.raises(NatsTimeout):  # a JetStream publish gets no PubAck either
+        await worker.js.publish(events, b"{}", stream=subjects.STREAM_TRIP_EVENTS)
+
+    await worker.connection.publish(subjects.trip_input("trip-forged"), b'{"kind": "cancel"}')
+    await worker.connection.flush()
+    await worker.violation("publish", subjects.trip_input("trip-forged"))
+
+    await worker.connection.publish(subjects.result("hotels"), b"{}")
+    await worker.connection.flush()
+    await worker.violation("publish", subjects.result("hotels"))
+
+    await worker.connection.publish(subjects.task("hotels", "extract"), b"{}")
+    await worker.connection.flush()
+    await worker.violation("publish", subjects.task("hotels", "extract"))
+
+    after = (await admin.connection.jetstream().stream_info(subjects.STREAM_TRIP_EVENTS)).state
+    assert after.messages == before.messages
+
+
+async def test_planner_and_client_do_their_jobs(sessions: dict[str, Session]) -> None:
+    planner, client, worker = sessions["planner"], sessions["client"], sessions["worker-flights"]
+    trip_id = "trip-planner"
+    planner_errors_before = len(planner.errors)
+
+    # trip.submit: the planner serves it in its queue, the client's request gets the answer.
+    async def accept(message: Msg) -> None:
+        await message.respond(json.dumps({"trip_id": trip_id}).encode())
+
+    served = await planner.connection.subscribe(subjects.TRIP_SUBMIT, queue="planner", cb=accept)
+    reply = await request_once_served(client, subjects.TRIP_SUBMIT)
+    assert json.loads(reply.data) == {"trip_id": trip_id}
+    await served.unsubscribe()
+
+    # Saga records: create, read, compare-and-set, list.
+    kv = await planner.js.key_value(subjects.BUCKET_SAGAS)
+    revision = await kv.create(trip_id, b'{"state": "new"}')
+    entry = await kv.get(trip_id)
+    assert entry.value == b'{"state": "new"}'
+    await kv.update(trip_id, b'{"state": "extracting"}', last=revision)
+    assert trip_id in await kv.keys()
+
+    # A worker result reaches the planner's durable; the planner settles it and emits an event.
+    await worker.js.publish(subjects.result("flights"), b"{}", stream=subjects.STREAM_RESULTS)
+    results = await planner.js.pull_subscribe(
+        PLANNER_RESULTS.filter_subject,
+        durable=PLANNER_RESULTS.durable,
+        stream=PLANNER_RESULTS.stream,
+    )
+    for message in await results.fetch(10, timeout=5):
+        await message.ack_sync()
+    # A user's answer: the client publishes it durably, the planner pulls it from its durable.
+    answer = await client.js.publish(
+        subjects.trip_input(trip_id), b'{"kind": "answer"}', stream=subjects.STREAM_TRIPS
+    )
+    assert answer.stream == subjects.STREAM_TRIPS
+    inputs = await planner.js.pull_subscribe(
+        PLANNER_INPUT.filter_subject, durable=PLANNER_INPUT.durable, stream=PLANNER_INPUT.stream
+    )
+    [user_input] = await inputs.fetch(1, timeout=5)
+    await user_input.ack_sync()
+
+    event = await planner.js.publish(
+        subjects.trip_events(trip_id), b'{"seq": 1}', stream=subjects.STREAM_TRIP_EVENTS
+    )
+    assert event.stream == subjects.STREAM_TRIP_EVENTS
+
+    # The client follows the trip (ordered consumer) and reads the saga, but cannot write it.
+    followed = await client.js.subscribe(
+        subjects.trip_events(trip_id),
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    assert (await followed.next_msg(timeout=5)).data == b'{"seq": 1}'
+    await followed.unsubscribe()
+    saga = await (await client.js.key_value(subjects.BUCKET_SAGAS)).get(trip_id)
+    assert saga.value == b'{"state": "extracting"}'
+    with pytest.raises(NatsTimeout):
+        await (await client.js.key_value(subjects.BUCKET_SAGAS)).put(trip_id, b"{}")
+    await client.violation("publish", f"$KV.{subjects.BUCKET_SAGAS}.{trip_id}")
+
+    assert planner.errors[planner_errors_before:] == []
+
+
+async def test_inventory_answers_its_queue_and_workers_ask_only_for_their_domain(
+    sessions: dict[str, Session],
+) -> None:
+    inventory, worker = sessions["inventory"], sessions["worker-flights"]
+
+    async def answer(message: Msg) -> None:
+        await message.respond(b'{"kind": "offers_found"}')
+
+    served = await inventory.connection.subscribe(
+        subjects.INVENTORY_ALL, queue=subjects.INVENTORY_QUEUE, cb=answer
+    )
+    reply = await request_once_served(worker, subjects.inventory("flights", "search"))
+    assert reply.data == b'{"kind": "offers_found"}'
+
+    hotels_search = subjects.inventory("hotels", "search")
+    with pytest.raises(NatsTimeout):
+        await worker.connection.request(hotels_search, b"{}", timeout=REFUSAL_TIMEOUT_S)
+    await worker.violation("publish", hotels_search)
+
+    # Outside its queue group the inventory may not listen (no silent copies of requests).
+    await inventory.connection.subscribe(subjects.INVENTORY_ALL)
+    await inventory.violation("subscription", subjects.INVENTORY_ALL)
+    await served.unsubscribe()
+
+
+async def test_admin_manages_jetstream_but_sends_no_business_messages(
+    sessions: dict[str, Session],
+) -> None:
+    admin = sessions["admin"]
+    names = await admin.connection.jetstream().streams_info()
+    assert {s.config.name for s in names} >= {subjects.STREAM_TASKS, subjects.STREAM_RESULTS}
+    command = subjects.task("flights", "extract")
+    await admin.connection.publish(command, b"{}")
+    await admin.connection.flush()
+    await admin.violation("publish", command)
+
+
+def test_the_committed_nats_files_are_current() -> None:
+    """compose's nats.conf and the chart's table are what the table renders today.
+
+    Regenerate both with `make nats-config`.
+    """
+    repo = Path(__file__).resolve().parents[2]
+    compose = render_config(http_port=8222, private_inboxes=False)
+    assert (repo / "infra" / "nats" / "nats.conf").read_text() == compose
+    chart = json.loads((repo / "helm" / "skiff" / "files" / "nats-permissions.json").read_text())
+    assert chart == chart_data(private_inboxes=False)
