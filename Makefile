@@ -25,10 +25,26 @@ run: $(STAMP) ## start NATS and every service, run a four-domain demo trip, prin
 test: $(STAMP) ## run the test suite (real NATS, real model)
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff, formatting and mypy --strict
+lint: $(STAMP) ## ruff, formatting, mypy --strict, and the deploy files (validate-deploy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs services bench
+	$(MAKE) validate-deploy
+
+validate-deploy: $(STAMP) ## helm lint/template + k8s schemas, compose config, NATS configs (installs its tools)
+	bash infra/validate-deploy.sh
+
+nats-config: $(STAMP) ## regenerate infra/nats/nats.conf and the chart's NATS users from skiff_runtime.permissions
+	$(BIN)/python -m skiff_runtime.permissions render --out infra/nats/nats.conf
+	$(BIN)/python -m skiff_runtime.permissions json --out helm/skiff/files/nats-permissions.json
+
+COMPOSE_ENV := .skiff/compose.env
+COMPOSE := docker compose --env-file $(COMPOSE_ENV)
+
+$(COMPOSE_ENV): | $(STAMP)
+	$(BIN)/python -m skiff_runtime.permissions env --out $(COMPOSE_ENV)
+
+compose-env: $(COMPOSE_ENV) ## a NATS password per identity for docker compose (kept once made)
 
 snapshots: $(STAMP) ## rewrite the committed JSON Schema snapshots after an intended contract change
 	$(BIN)/python -m skiff_contracts.snapshots --write
@@ -37,12 +53,12 @@ eval: $(STAMP) ## slot accuracy per domain on the SGD development data
 	$(BIN)/python bench/eval_slots.py
 
 bench: $(STAMP) ## benchmarks; results in bench/results/
-	$(BIN)/python bench/bench_v0.py
+	$(BIN)/python -m bench.run
 
-up: ## docker compose up (CPU profile)
-	docker compose up -d --build
+up: $(COMPOSE_ENV) ## docker compose up (CPU profile; GPU: see docs/deploy.md)
+	$(COMPOSE) up -d --build
 
 down: ## docker compose down
-	docker compose down
+	$(COMPOSE) down
 
-.PHONY: help setup run test lint snapshots eval bench up down
+.PHONY: help setup run test lint validate-deploy nats-config compose-env snapshots eval bench up down

@@ -2,12 +2,19 @@
 
     .venv/bin/python libs/extraction/train_router.py [--sgd PATH] [--threads 2]
 
-Data: SGD development requests (labels = their domains), plus templated requests for what
-SGD lacks — travel insurance, and services no micro-SLM covers (trains, buses, restaurants,
-events) — alone and appended to SGD requests, plus concatenations of requests from
-different domains (multi-domain trips). SGD records are split by dialogue and templates by
-index, so nothing in the test split was seen in training. Thresholds per label maximise F1
-on the training split. Test metrics are stored with the weights and printed.
+The router scores clauses (`skiff_extraction.router.split_clauses`) and a request involves
+every label some clause passes the threshold for, so training examples are clauses:
+
+* the clauses of single-domain SGD requests, labelled with that domain (a bare "2 rooms
+  please" from a hotel dialogue is a hotel clause);
+* templated requests for what SGD lacks — travel insurance, and services no micro-SLM covers
+  (trains, buses, restaurants, events).
+
+Thresholds per label maximise F1 of the request-level decision on the training requests.
+The test split holds SGD requests of other dialogues (single- and multi-domain), templated
+requests from held-out templates, and those sentences appended to held-out SGD requests.
+Embeddings are cached (`~/.cache/skiff/router-embeddings.npz`), so a rerun only embeds what
+is new. Test metrics are stored with the weights and printed.
 """
 
 from __future__ import annotations
@@ -17,15 +24,19 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from skiff_extraction.router import LlamaEmbedder, RouterWeights, Vector
+from skiff_extraction.router import RouterWeights, Vector, split_clauses
+from skiff_inference.embeddings import LlamaEmbedder
 
 LABELS = ("flights", "hotels", "cars", "insurance", "trains", "buses", "restaurants", "events")
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "libs/extraction/skiff_extraction/data/router.json"
+CACHE = Path.home() / ".cache/skiff/router-embeddings.npz"
 CITIES = ["Boston", "Denver", "Chicago", "Seattle", "Paris", "London", "Austin", "Miami",
           "Toronto", "San Diego", "Atlanta", "Rome", "Phoenix", "Portland", "New York"]  # fmt: skip
 DATES = ["March 3rd", "next Friday", "the 14th", "tomorrow", "April 2nd", "this weekend"]
@@ -43,6 +54,8 @@ TEMPLATES: dict[str, list[str]] = {
         "Insure us please, {cov} plan.",
         "And travel insurance for my family of {n}.",
         "Could you add a premium travel protection plan for everyone?",
+        "{cov} travel insurance.",
+        "Travel insurance too, {cov} please.",
     ],
     "trains": [
         "Book a train from {c} to {c2} on {d}.",
@@ -94,6 +107,8 @@ TEMPLATES: dict[str, list[str]] = {
     ],
 }
 
+Example = tuple[str, frozenset[str]]
+
 
 def fill(template: str, rng: random.Random) -> str:
     c, c2 = rng.sample(CITIES, 2)
@@ -106,60 +121,76 @@ def in_test(key: str, share: float = 0.2) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
-def build(
-    sgd: Path, rng: random.Random
-) -> tuple[list[tuple[str, set[str]]], list[tuple[str, set[str]]]]:
-    train: list[tuple[str, set[str]]] = []
-    test: list[tuple[str, set[str]]] = []
+def build(sgd: Path, rng: random.Random, records_used: int) -> tuple[list[Example], list[Example]]:
+    """Training *clauses* and test *requests*, each with its labels."""
+    train: list[Example] = []
+    test: list[Example] = []
     records = [json.loads(line) for line in sgd.open()]
     rng.shuffle(records)
-    singles: dict[bool, dict[str, list[str]]] = {True: {}, False: {}}
-    for record in records[:2400]:
-        split = in_test(record["dialogue_id"])
-        example = (record["text"], set(record["domains"]))
-        (test if split else train).append(example)
-        if record["kind"] == "single":
-            singles[split].setdefault(record["domains"][0], []).append(record["text"])
+    test_hosts: list[tuple[str, str]] = []
+    for record in records[:records_used]:
+        labels = frozenset(record["domains"])
+        if in_test(record["dialogue_id"]):
+            test.append((record["text"], labels))
+            if record["kind"] == "single":
+                test_hosts.append((record["text"], record["domains"][0]))
+        elif record["kind"] == "single":
+            train += [(clause, labels) for clause in split_clauses(record["text"])]
     for label, templates in TEMPLATES.items():
         cut = max(2, len(templates) // 4)
-        for split, chosen in ((False, templates[cut:]), (True, templates[:cut])):
-            target = test if split else train
-            for _ in range(60 if not split else 25):
-                sentence = fill(rng.choice(chosen), rng)
-                target.append((sentence, {label}))
-                host_domain = rng.choice(["flights", "hotels", "cars"])
-                host = rng.choice(singles[split][host_domain])
-                target.append((f"{host} {sentence}", {host_domain, label}))
-    for split, target, count in ((False, train, 300), (True, test, 80)):
-        for _ in range(count):
-            domains = rng.sample(["flights", "hotels", "cars"], rng.choice([2, 3]))
-            parts = [rng.choice(singles[split][d]) for d in domains]
-            labels = set(domains)
-            if rng.random() < 0.4:
-                parts.append(fill(rng.choice(TEMPLATES["insurance"]), rng))
-                labels.add("insurance")
-            target.append((" ".join(parts), labels))
+        for _ in range(50):
+            train.append((fill(rng.choice(templates[cut:]), rng), frozenset({label})))
+        for _ in range(25):
+            sentence = fill(rng.choice(templates[:cut]), rng)
+            test.append((sentence, frozenset({label})))
+            host, domain = rng.choice(test_hosts)
+            test.append((f"{host} {sentence}", frozenset({domain, label})))
     return train, test
 
 
-def embed_all(
-    embedder: LlamaEmbedder, examples: list[tuple[str, set[str]]]
-) -> tuple[Vector, Vector]:
+class CachedEmbedder:
+    """Embeddings by text hash, kept across runs."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.model: LlamaEmbedder | None = None
+        self.cache: dict[str, Vector] = {}
+        if CACHE.exists():
+            stored = np.load(CACHE)
+            self.cache = {key: stored[key] for key in stored.files}
+
+    def embed(self, text: str) -> Vector:
+        key = hashlib.sha1(text.encode()).hexdigest()
+        if key not in self.cache:
+            self.model = self.model or LlamaEmbedder(threads=self.threads)
+            vector = self.model.embed(text)
+            self.cache[key] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return self.cache[key]
+
+    def save(self) -> None:
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = dict(self.cache)
+        np.savez(CACHE, **arrays)
+
+
+def embed_all(embedder: CachedEmbedder, texts: Iterable[str]) -> Vector:
     vectors = []
-    for index, (text, _) in enumerate(examples):
-        vector = embedder.embed(text)
-        vectors.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
-        if index % 200 == 0:
-            print(f"  embedded {index}/{len(examples)}", flush=True)
-    targets = np.array(
-        [[label in labels for label in LABELS] for _, labels in examples], np.float32
-    )
-    return np.array(vectors, np.float32), targets
+    for index, text in enumerate(texts):
+        vectors.append(embedder.embed(text))
+        if index % 500 == 0:
+            print(f"  embedded {index}", flush=True)
+            embedder.save()
+    embedder.save()
+    return np.array(vectors, np.float32)
+
+
+def targets(examples: list[Example]) -> Vector:
+    return np.array([[label in labels for label in LABELS] for _, labels in examples], np.float32)
 
 
 def fit(
     x: Vector, y: Vector, steps: int = 1500, rate: float = 0.3, l2: float = 1e-3
-) -> tuple[Vector, Vector, Vector, Vector]:
+) -> RouterWeights:
     mean, scale = x.mean(0), (x.std(0) + 1e-6).astype(np.float32)
     z = (x - mean) / scale
     weights = np.zeros((y.shape[1], z.shape[1]), np.float32)
@@ -168,25 +199,32 @@ def fit(
         p = 1 / (1 + np.exp(-(z @ weights.T + bias)))
         weights -= rate * (((p - y).T @ z) / len(z) + l2 * weights)
         bias -= rate * (p - y).mean(0)
-    return mean, scale, weights, bias
+    thresholds = np.full(len(LABELS), 0.5, np.float32)
+    return RouterWeights(LABELS, mean, scale, weights, bias, thresholds, {})
+
+
+def request_scores(weights: RouterWeights, embedder: CachedEmbedder, texts: list[str]) -> Vector:
+    """Per request, each label's highest probability over its clauses (what routing does)."""
+    return np.array(
+        [np.max([weights.probabilities(embedder.embed(c)) for c in split_clauses(t)], axis=0)
+         for t in texts],
+        np.float32,
+    )  # fmt: skip
 
 
 def best_thresholds(p: Vector, y: Vector) -> Vector:
-    grid = np.linspace(0.1, 0.9, 33)
+    grid = np.linspace(0.1, 0.95, 35)
     best = []
     for j in range(y.shape[1]):
-        f1s = []
-        for t in grid:
-            chosen = p[:, j] >= t
-            tp = float((chosen & (y[:, j] > 0)).sum())
-            f1s.append(2 * tp / max(1.0, float(chosen.sum() + (y[:, j] > 0).sum())))
-        best.append(grid[int(np.argmax(f1s))])
+        hits = [float(((p[:, j] >= t) & (y[:, j] > 0)).sum()) for t in grid]
+        sizes = [float((p[:, j] >= t).sum() + (y[:, j] > 0).sum()) for t in grid]
+        f1 = [2 * hit / max(1.0, size) for hit, size in zip(hits, sizes, strict=True)]
+        best.append(grid[int(np.argmax(f1))])
     return np.array(best, np.float32)
 
 
 def metrics(p: Vector, y: Vector, thresholds: Vector) -> dict[str, object]:
-    chosen = p >= thresholds
-    truth = y > 0
+    chosen, truth = p >= thresholds, y > 0
     per_label = {}
     for j, label in enumerate(LABELS):
         tp = float((chosen[:, j] & truth[:, j]).sum())
@@ -196,7 +234,7 @@ def metrics(p: Vector, y: Vector, thresholds: Vector) -> dict[str, object]:
             "support": int(truth[:, j].sum()),
         }
     exact = round(float((chosen == truth).all(1).mean()), 3)
-    return {"examples": len(y), "exact_set_accuracy": exact, "per_label": per_label}
+    return {"requests": len(y), "exact_set_accuracy": exact, "per_label": per_label}
 
 
 def main() -> None:
@@ -205,32 +243,30 @@ def main() -> None:
         "--sgd", type=Path, default=REPO.parent / "shared/data/sgd-train/train.jsonl"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--records", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    train, test = build(args.sgd, rng)
-    print(f"{len(train)} training and {len(test)} test examples")
-    embedder = LlamaEmbedder(threads=args.threads)
+    train, test = build(args.sgd, rng, args.records)
+    print(f"{len(train)} training clauses, {len(test)} test requests")
+    embedder = CachedEmbedder(args.threads)
     started = time.perf_counter()
-    x_train, y_train = embed_all(embedder, train)
-    x_test, y_test = embed_all(embedder, test)
-    per_text_ms = 1000 * (time.perf_counter() - started) / (len(train) + len(test))
-    mean, scale, weights, bias = fit(x_train, y_train)
-
-    def probability(x: Vector) -> Vector:
-        logits = ((x - mean) / scale) @ weights.T + bias
-        result: Vector = (1 / (1 + np.exp(-logits))).astype(np.float32)
-        return result
-
-    thresholds = best_thresholds(probability(x_train), y_train)
-    test_metrics = metrics(probability(x_test), y_test, thresholds)
-    sgd_only = [i for i, (_, labels) in enumerate(test) if labels <= {"flights", "hotels", "cars"}]
-    sgd_metrics = metrics(probability(x_test[sgd_only]), y_test[sgd_only], thresholds)
+    x_train = embed_all(embedder, (text for text, _ in train))
+    weights = fit(x_train, targets(train))
+    train_requests = [text for text, _ in train]
+    thresholds = best_thresholds(request_scores(weights, embedder, train_requests), targets(train))
+    test_texts = [text for text, _ in test]
+    embed_all(embedder, (c for t in test_texts for c in split_clauses(t)))
+    seconds = time.perf_counter() - started
+    p_test, y_test = request_scores(weights, embedder, test_texts), targets(test)
+    sgd = [i for i, (_, labels) in enumerate(test) if labels <= {"flights", "hotels", "cars"}]
     result = RouterWeights(
-        labels=LABELS, mean=mean, scale=scale, weights=weights, bias=bias, thresholds=thresholds,
-        metrics={"test": test_metrics, "test_flights_hotels_cars_only": sgd_metrics,
-                 "train_examples": len(train), "embed_ms_per_text": round(per_text_ms, 1),
-                 "seed": args.seed},
+        labels=LABELS, mean=weights.mean, scale=weights.scale, weights=weights.weights,
+        bias=weights.bias, thresholds=thresholds,
+        metrics={"test": metrics(p_test, y_test, thresholds),
+                 "test_sgd_requests_only": metrics(p_test[sgd], y_test[sgd], thresholds),
+                 "training_clauses": len(train), "seed": args.seed,
+                 "build_seconds": round(seconds)},
     )  # fmt: skip
     OUT.write_text(result.to_json())
     print(json.dumps(result.metrics, indent=2))

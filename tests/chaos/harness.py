@@ -24,7 +24,14 @@ from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS
 from skiff_contracts.messages import TripRequest
 from skiff_contracts.saga import SagaRecord
-from skiff_runtime.jetstream import LAYOUT, ConsumerSpec, Layout, StreamSpec, apply_layout
+from skiff_runtime.jetstream import (
+    LAYOUT,
+    ConsumerSpec,
+    Layout,
+    StreamSpec,
+    apply_layout,
+    wait_until_consuming,
+)
 from skiff_runtime.nats_server import NatsServer
 from tests.chaos.scripted import TRIP_TEXT
 
@@ -124,16 +131,8 @@ class Chaos:
 
     async def wait_consuming(self, timeout_s: float = 60.0) -> None:
         connection = await nats.connect(self.nats.url)
-        js = connection.jetstream()
-        deadline = time.monotonic() + timeout_s
         try:
-            while True:
-                infos = [await js.consumer_info(c.stream, c.durable) for c in self.layout.consumers]
-                if all(info.num_waiting for info in infos):
-                    return
-                if time.monotonic() > deadline:
-                    raise TimeoutError("services are not consuming")
-                await asyncio.sleep(0.2)
+            await wait_until_consuming(connection.jetstream(), self.layout.consumers, timeout_s)
         finally:
             await connection.close()
 

@@ -88,7 +88,8 @@ async def worker() -> None:
     configure_logging(f"worker-{settings.domain}", settings.log_level, "json")
     engine = ScriptedEngine(settings.domain, float(os.environ.get("CHAOS_ENGINE_DELAY_S", "0.2")))
     extractor = Extractor(engine, settings.domain, ModelIdentity("scripted", "chaos"))
-    supplier = await connect(settings, f"worker-{settings.domain}-inventory")
+    service = f"worker-{settings.domain}"
+    supplier = await connect(settings, service, f"{service}-inventory")
     app, _ = create_worker(settings, DomainWorker(extractor, NatsInventory(supplier)))
     await app.run()
 

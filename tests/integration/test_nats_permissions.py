@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +25,11 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from skiff_cli import stack
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
-from skiff_runtime.nats_server import NatsServer
+from skiff_runtime.nats_server import NatsServer, nats_server_binary
 from skiff_runtime.permissions import (
     BY_NAME,
     IDENTITIES,
@@ -34,6 +37,7 @@ from skiff_runtime.permissions import (
     generate_passwords,
     inbox_prefix,
     js_api,
+    password_variable,
     render_config,
     write_private,
 )
@@ -386,7 +390,55 @@ def test_the_committed_nats_files_are_current() -> None:
     Regenerate both with `make nats-config`.
     """
     repo = Path(__file__).resolve().parents[2]
-    compose = render_config(http_port=8222, private_inboxes=False)
+    compose = render_config(http_port=8222, private_inboxes=True)
     assert (repo / "infra" / "nats" / "nats.conf").read_text() == compose
     chart = json.loads((repo / "helm" / "skiff" / "files" / "nats-permissions.json").read_text())
-    assert chart == chart_data(private_inboxes=False)
+    assert chart == chart_data(private_inboxes=True)
+
+
+async def test_the_local_stacks_anonymous_connections_act_as_the_cli(tmp_path: Path) -> None:
+    """`skiff up`'s config: the CLI connects without credentials and gets the `cli` rights."""
+    passwords = stack.local_passwords(tmp_path)
+    assert oct(tmp_path.joinpath("nats-passwords.json").stat().st_mode & 0o777) == "0o600"
+    config = stack.secure_nats_config(tmp_path, passwords)
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    with NatsServer(store_dir=tmp_path / "store", config_file=config).running() as server:
+        admin = stack.NatsAuth("admin", passwords["admin"])
+        assert any("TASKS" in line for line in await stack.provision(server.url, admin))
+        errors: list[Exception] = []
+
+        async def keep(error: Exception) -> None:
+            errors.append(error)
+
+        anonymous = await nats.connect(
+            server.url, error_cb=keep, allow_reconnect=False, inbox_prefix=inbox_prefix("cli")
+        )
+        cli = Session("cli", anonymous, errors)
+        try:
+            ack = await cli.js.publish(
+                subjects.task("flights", "extract"), b"{}", stream=subjects.STREAM_TASKS
+            )
+            assert ack.stream == subjects.STREAM_TASKS
+            await anonymous.publish(subjects.trip_events("trip-cli"), b"{}")
+            await anonymous.flush()
+            await cli.violation("publish", subjects.trip_events("trip-cli"))
+        finally:
+            await anonymous.close()
+
+
+def test_the_compose_config_reads_generated_passwords_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    """nats-server parses `$SKIFF_NATS_PASSWORD_*` values as config: generated ones must parse."""
+    config = tmp_path / "nats.conf"
+    config.write_text(render_config(store_dir=str(tmp_path / "store"), private_inboxes=True))
+    for _ in range(5):
+        env = {password_variable(n): p for n, p in generate_passwords(BY_NAME).items()}
+        checked = subprocess.run(
+            [nats_server_binary(), "-t", "-c", str(config)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stderr

@@ -18,6 +18,7 @@ from skiff_contracts.inventory import InsuranceOffer
 from skiff_contracts.messages import (
     Cancelled,
     CancelTask,
+    Clarify,
     Confirmed,
     ConfirmTask,
     Extracted,
@@ -25,7 +26,9 @@ from skiff_contracts.messages import (
     Failed,
     Held,
     HoldTask,
+    ModelCall,
     NeedsEscalation,
+    ResolveTask,
     TripAnswer,
     TripCancel,
     TripRequest,
@@ -33,7 +36,7 @@ from skiff_contracts.messages import (
 from skiff_contracts.problems import Problem
 from skiff_extraction.router import Route
 from skiff_planner.service import Planner
-from skiff_planner.transitions import Policy
+from skiff_planner.transitions import EscalationRule, Policy
 from tests.fakes.planner import FixedRouter, MemoryBus, MemorySagaStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -268,17 +271,101 @@ async def test_an_unanswered_question_expires_the_trip() -> None:
     assert finished.state == "failed" and "expired" in (finished.reason or "")
 
 
-async def test_an_escalated_extraction_asks_the_user_with_the_reason() -> None:
-    trip = Trip("flights")
+def escalation(trip: Trip, task: ExtractTask, reason: str = "ungrounded") -> NeedsEscalation:
+    return NeedsEscalation(
+        trip_id=trip.trip_id, step=task.step, domain=task.domain, reason=reason,  # type: ignore[arg-type]
+        attempt={"origin": "Atlantis"},
+        errors=(Problem(code="unknown_city", message="no city called Atlantis"),),
+        call=ModelCall(tier="slm", engine="llamacpp", model="smol", version="1", tokens_in=300,
+                       tokens_out=40, cost_usd=0.00001),
+    )  # fmt: skip
+
+
+async def test_an_slm_failure_goes_to_the_llm_tier_with_the_attempt_and_the_trips_knowledge() -> (
+    None
+):
+    trip = Trip("flights", "hotels")
+    await trip.submit()
+    flights, hotels = trip.sent(ExtractTask)
+    await trip.planner.on_result(
+        Extracted(trip_id=trip.trip_id, step=flights.step, domain="flights",
+                  params=PARAMS["flights"])
+    )  # fmt: skip
+    await trip.planner.on_result(escalation(trip, hotels))
+    (resolve,) = trip.sent(ResolveTask)
+    assert (resolve.domain, resolve.reason) == ("hotels", "ungrounded")
+    assert resolve.attempt == {"origin": "Atlantis"}
+    assert resolve.known["flights"] == PARAMS["flights"]  # "a hotel there" can be settled
+    llm_call = ModelCall(tier="llm", engine="openai", model="big", version="1", tokens_in=900,
+                         tokens_out=60, cost_usd=0.0004, calls=2)  # fmt: skip
+    await trip.planner.on_result(
+        Extracted(trip_id=trip.trip_id, step=resolve.step, domain="hotels",
+                  params=PARAMS["hotels"], call=llm_call)
+    )  # fmt: skip
+    assert trip.record.state == "holding"
+    for task in trip.sent(HoldTask):
+        await trip.hold(task)
+    for task in trip.sent(ConfirmTask):
+        await trip.confirm(task)
+    finished = trip.finished()
+    assert finished.state == "completed"
+    accounting = finished.accounting
+    assert accounting is not None
+    assert (accounting.slm.calls, accounting.llm.calls) == (1, 2)
+    assert accounting.handled_by == {"hotels": "llm"}
+    assert accounting.escalations == {"ungrounded": 1}
+    assert accounting.all_llm_cost_usd == pytest.approx((1200 * 0.4 + 100 * 0.4) / 1e6)
+    assert {i.domain: i.handled_by for i in finished.itinerary}["hotels"] == "llm"
+
+
+async def test_when_the_llm_tier_asks_the_user_gets_its_question() -> None:
+    trip = Trip("hotels")
     await trip.submit()
     (task,) = trip.sent(ExtractTask)
+    await trip.planner.on_result(escalation(trip, task, "ambiguous"))
+    resolve = trip.last(ResolveTask)
     await trip.planner.on_result(
-        NeedsEscalation(
-            trip_id=trip.trip_id, step=task.step, domain="flights", reason="ungrounded",
-            errors=(Problem(code="unknown_city", message="no city called Atlantis"),),
-        )
+        Clarify(trip_id=trip.trip_id, step=resolve.step, domain="hotels",
+                question="Which Springfield do you mean: Springfield, IL or Springfield, MO?")
     )  # fmt: skip
+    assert trip.record.state == "needs_input"
+    assert "Which Springfield" in trip.last(TripNeedsInput).question
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="Springfield, IL"))
+    assert trip.last(ExtractTask).text.endswith("Springfield, IL")
+
+
+async def test_the_kill_switch_fails_the_step_cleanly_instead_of_calling_the_llm() -> None:
+    trip = Trip("flights")
+    trip.planner.policy = Policy(escalation={"flights": EscalationRule(enabled=False)})
+    await trip.submit()
+    (task,) = trip.sent(ExtractTask)
+    await trip.planner.on_result(escalation(trip, task))
+    assert trip.sent(ResolveTask) == []
+    finished = trip.finished()
+    assert finished.state == "failed" and "escalation is off" in (finished.reason or "")
+
+
+async def test_reasons_outside_the_triggers_and_spent_budgets_go_to_the_user() -> None:
+    trip = Trip("flights", "hotels")
+    trip.planner.policy = Policy(
+        escalation={"flights": EscalationRule(triggers=frozenset({"timeout"}))},
+        max_escalations_per_trip=0,
+    )
+    await trip.submit()
+    for task in trip.sent(ExtractTask):
+        await trip.planner.on_result(escalation(trip, task))
+    assert trip.sent(ResolveTask) == []
+    assert trip.record.state == "needs_input"
     assert "Atlantis" in trip.last(TripNeedsInput).question
+
+
+async def test_work_no_micro_slm_covers_is_recorded_by_the_llm_tier() -> None:
+    trip = Trip("flights", unsupported=("trains",))
+    await trip.submit()
+    (declined,) = trip.sent(ResolveTask)
+    assert (declined.domain, declined.reason, declined.unsupported) == (None, "no_model",
+                                                                       ("trains",))  # fmt: skip
+    assert trip.record.state == "extracting"  # the flights go on
 
 
 async def test_the_user_can_cancel_before_the_pivot_and_holds_are_released() -> None:

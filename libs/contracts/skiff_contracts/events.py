@@ -78,6 +78,28 @@ class ItineraryItem(Frozen):
     call: ModelCall | None = None
 
 
+class TierUsage(Frozen):
+    """What one tier did for a trip."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+class Accounting(Frozen):
+    """Who did the trip's model work, what it cost, and what it would have cost all-LLM."""
+
+    slm: TierUsage = TierUsage()
+    llm: TierUsage = TierUsage()
+    cost_usd: float = 0.0
+    all_llm_cost_usd: float = Field(
+        default=0.0, description="the same tokens priced at the LLM tier's rates"
+    )
+    escalations: dict[str, int] = Field(default_factory=dict, description="by reason")
+    handled_by: dict[Domain, Tier] = Field(default_factory=dict)
+
+
 class TripFinished(EventBase):
     """The last event of every trip."""
 
@@ -86,6 +108,7 @@ class TripFinished(EventBase):
     bookings: tuple[Booking, ...] = ()
     total_price: float | None = None
     currency: str | None = None
+    accounting: Accounting | None = None
     reason: str | None = None
     errors: tuple[Problem, ...] = ()
 

@@ -111,8 +111,28 @@ class CancelTask(Envelope):
     idempotency_key: str
 
 
-Task = Annotated[ExtractTask | HoldTask | ConfirmTask | CancelTask, Field(discriminator="kind")]
-TASK: TypeAdapter[ExtractTask | HoldTask | ConfirmTask | CancelTask] = TypeAdapter(Task)
+class ResolveTask(Envelope):
+    """Ask the LLM tier to settle what a micro-SLM could not (`task.llm.resolve`).
+
+    It carries the failed attempt and why it failed, and what the trip's other steps already
+    know (a flight's destination settles "a hotel there"). `domain` None is work no micro-SLM
+    covers at all (reason `no_model`): the tier records it and declines.
+    """
+
+    kind: Literal["resolve"] = "resolve"
+    domain: Domain | None
+    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    reference_date: date
+    reason: EscalationReason
+    attempt: dict[str, Any] | None = None
+    errors: tuple[Problem, ...] = ()
+    known: dict[Domain, DomainRequest] = Field(default_factory=dict)
+    unsupported: tuple[str, ...] = Field(default=(), description="for no_model: what was asked")
+
+
+AnyTask = ExtractTask | HoldTask | ConfirmTask | CancelTask | ResolveTask
+Task = Annotated[AnyTask, Field(discriminator="kind")]
+TASK: TypeAdapter[AnyTask] = TypeAdapter(Task)
 
 
 # --- replies from workers --------------------------------------------------------------------
@@ -129,6 +149,8 @@ class ModelCall(Frozen):
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
+    cost_usd: float = Field(default=0.0, description="tokens priced by the settings' price table")
+    calls: int = Field(default=1, description="model calls behind this answer (candidates tried)")
 
 
 class Extracted(Envelope):
@@ -189,6 +211,26 @@ class Cancelled(Envelope):
     already: bool = False
 
 
+class Clarify(Envelope):
+    """The LLM tier cannot decide either: it asks the user this question."""
+
+    kind: Literal["clarify"] = "clarify"
+    domain: Domain
+    question: str
+    errors: tuple[Problem, ...] = ()
+    call: ModelCall | None = None
+
+
+class Declined(Envelope):
+    """The LLM tier recorded work no micro-SLM covers (`no_model`) and will not book it."""
+
+    kind: Literal["declined"] = "declined"
+    domain: Domain | None = None
+    reason: EscalationReason = "no_model"
+    message: str
+    call: ModelCall | None = None
+
+
 class Failed(Envelope):
     """The command itself was unusable (malformed, wrong domain) or failed for good."""
 
@@ -199,7 +241,9 @@ class Failed(Envelope):
     errors: tuple[Problem, ...] = ()
 
 
-WorkerReply = Extracted | NeedsEscalation | Held | Confirmed | Cancelled | Failed
+WorkerReply = (
+    Extracted | NeedsEscalation | Clarify | Declined | Held | Confirmed | Cancelled | Failed
+)
 WorkerResult = Annotated[WorkerReply, Field(discriminator="kind")]
 WORKER_RESULT: TypeAdapter[WorkerReply] = TypeAdapter(WorkerResult)
 

@@ -22,13 +22,16 @@ from skiff_contracts.messages import (
     ConfirmTask,
     ExtractTask,
     HoldTask,
+    ModelCall,
+    ResolveTask,
     TripRequest,
     WorkerResult,
 )
 from skiff_contracts.states import TERMINAL_STATES, Operation, StepStatus, TripState
 
 Outgoing = Annotated[
-    TripEvent | ExtractTask | HoldTask | ConfirmTask | CancelTask, Field(discriminator="kind")
+    TripEvent | ExtractTask | ResolveTask | HoldTask | ConfirmTask | CancelTask,
+    Field(discriminator="kind"),
 ]
 
 
@@ -73,6 +76,10 @@ class SagaRecord(Frozen):
         default=(), description="hold keys, in the order the holds were asked for"
     )
     answers: tuple[str, ...] = Field(default=(), description="the user's answers so far")
+    escalations: tuple[str, ...] = Field(
+        default=(), description="the reason of every step sent to the LLM tier, in order"
+    )
+    calls: tuple[ModelCall, ...] = Field(default=(), description="every model call, for accounting")
     question: str | None = None
     cancel_requested: bool = False
     event_seq: int = Field(default=0, description="events emitted so far")

@@ -28,5 +28,5 @@ TERMINAL_STATES: frozenset[TripState] = frozenset(
 )
 BEFORE_PIVOT: frozenset[TripState] = frozenset({"received", "extracting", "needs_input", "holding"})
 
-Operation = Literal["extract", "hold", "confirm", "cancel"]
+Operation = Literal["extract", "resolve", "hold", "confirm", "cancel"]
 StepStatus = Literal["pending", "dispatched", "succeeded", "escalated", "failed"]

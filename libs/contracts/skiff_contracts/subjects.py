@@ -36,6 +36,11 @@ def domain_tasks(domain: Domain) -> str:
     return f"{PREFIX}.task.{domain}.*"
 
 
+TASK_LLM_RESOLVE = f"{PREFIX}.task.llm.resolve"
+RESULT_LLM = f"{PREFIX}.result.llm"
+LLM_WORKER_CONSUMER = "llm-worker"
+
+
 def result(domain: Domain) -> str:
     """Where a domain's workers publish their replies."""
     return f"{PREFIX}.result.{domain}"

@@ -1,16 +1,20 @@
 """The router: which domains does a request involve, and what does it ask that no SLM covers?
 
-An embedding router. The request is embedded once with the bundled model (mean-pooled
-hidden states through llama.cpp), and a linear one-vs-rest classifier — trained offline by
-`libs/extraction/train_router.py`, weights committed in `data/router.json` — scores each
-label. Labels past their threshold are chosen. Labels that are not one of the four domains
-(trains, buses, restaurants, events) are reported as unsupported work, which the planner
-sends to the LLM tier as `no_model` instead of pretending to book it.
+An embedding router. The request is split into clauses ("…on the 16th. Book a hotel…, rent
+a car…, and add insurance…"), each clause is embedded with the bundled model (mean-pooled
+hidden states through llama.cpp), and a linear one-vs-rest classifier — trained offline on
+clauses by `libs/extraction/train_router.py`, weights committed in `data/router.json` —
+scores each label. The request involves every label some clause passes the threshold for:
+a whole multi-domain request embeds as a blur of its parts, its clauses do not. Labels that
+are not one of the four domains (trains, buses, restaurants, events) are reported as
+unsupported work, which the planner sends to the LLM tier as `no_model` instead of
+pretending to book it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +26,21 @@ from numpy.typing import NDArray
 from skiff_contracts.domains import DOMAINS, Domain
 
 Vector = NDArray[np.float32]
+
+_VERBS = "add|book|rent|hire|get|reserve|stay|need|want|find|fly|insure|take|also|plus|then"
+# Sentence ends, semicolons, ", and", and a comma or "and" before a new request's verb.
+_CLAUSE_BREAK = re.compile(
+    rf"(?<=[.;!?])\s+|;\s*|,\s*and\s+|(?:,\s*|\s+and\s+)(?=(?:{_VERBS})\b)", re.IGNORECASE
+)
+MAX_CLAUSES = 12
+
+
+def split_clauses(text: str) -> list[str]:
+    """The request's clauses, in order (at most `MAX_CLAUSES`; the rest stays in the last)."""
+    parts = [p.strip(" ,") for p in _CLAUSE_BREAK.split(text.strip()) if p and p.strip(" ,")]
+    if len(parts) > MAX_CLAUSES:
+        parts = [*parts[: MAX_CLAUSES - 1], " ".join(parts[MAX_CLAUSES - 1 :])]
+    return parts or [text]
 
 
 @dataclass(frozen=True)
@@ -121,33 +140,8 @@ class EmbeddingRouter:
         )
 
 
-class LlamaEmbedder:
-    """Mean-pooled embeddings from a GGUF model, in this process."""
-
-    def __init__(self, model_path: Path | None = None, *, threads: int = 1) -> None:
-        import llama_cpp
-
-        from skiff_inference.llama_loading import without_extra_buffer_types
-        from skiff_inference.model_files import bundled_model_path
-
-        with without_extra_buffer_types():
-            self.llm = llama_cpp.Llama(
-                model_path=str(model_path or bundled_model_path()),
-                embedding=True,
-                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                n_ctx=512,
-                n_threads=threads,
-                n_threads_batch=threads,
-                verbose=False,
-            )
-
-    def embed(self, text: str) -> Vector:
-        # 512 tokens of context; request texts are capped at 2000 characters upstream.
-        tokens = self.llm.tokenize(text.encode(), add_bos=True)[:510]
-        vector = self.llm.embed(self.llm.detokenize(tokens).decode(errors="ignore"))
-        return np.asarray(vector, dtype=np.float32)
-
-
 def load_router(model_path: Path | None = None, threads: int = 1) -> EmbeddingRouter:
     """The router with the bundled model (or `model_path`) and the committed weights."""
+    from skiff_inference.embeddings import LlamaEmbedder
+
     return EmbeddingRouter(LlamaEmbedder(model_path, threads=threads), RouterWeights.load())

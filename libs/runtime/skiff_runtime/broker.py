@@ -10,6 +10,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from nats.aio.client import Client
 
+from skiff_runtime.permissions import inbox_prefix
 from skiff_runtime.settings import ServiceSettings
 
 
@@ -22,11 +23,23 @@ def security_for(settings: ServiceSettings) -> NatsSecurity | None:
     return None
 
 
+def identity(settings: ServiceSettings, service: str) -> str:
+    """The NATS identity this process acts as: its user, or its service name without auth."""
+    return settings.nats_user or service
+
+
+def pull_inbox(settings: ServiceSettings, service: str) -> bytes:
+    """The inbox prefix for a JetStream pull subscription: inside the identity's own inbox,
+    the only replies its permissions let it read."""
+    return f"{inbox_prefix(identity(settings, service))}.".encode()
+
+
 def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
     """A broker that reconnects forever: a NATS restart must not end the process."""
     return NatsBroker(
         settings.nats_url,
         name=service,
+        inbox_prefix=inbox_prefix(identity(settings, service)),
         security=security_for(settings),
         allow_reconnect=True,
         max_reconnect_attempts=-1,
@@ -39,7 +52,7 @@ def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
     )
 
 
-async def connect(settings: ServiceSettings, name: str) -> Client:
+async def connect(settings: ServiceSettings, service: str, name: str) -> Client:
     """A plain nats-py connection with the service's identity, for adapters outside FastStream
     (the worker's supplier client); it reconnects forever like the broker."""
     options: dict[str, object] = {}
@@ -49,5 +62,10 @@ async def connect(settings: ServiceSettings, name: str) -> Client:
         options["user"] = settings.nats_user
         options["password"] = settings.nats_password.get_secret_value()
     return await nats.connect(
-        settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1, **options
+        settings.nats_url,
+        name=name,
+        inbox_prefix=inbox_prefix(identity(settings, service)),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        **options,
     )

@@ -6,6 +6,9 @@ Services never declare streams at start-up; `skiff streams apply` (and `make run
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
@@ -100,6 +103,13 @@ WORKER_CONSUMERS = {
     )
     for domain in DOMAINS
 }
+LLM_WORKER = ConsumerSpec(
+    stream=subjects.STREAM_TASKS,
+    durable=subjects.LLM_WORKER_CONSUMER,
+    filter_subject=f"{subjects.PREFIX}.task.llm.*",
+    ack_wait_s=60.0,
+    description="the LLM tier: escalations from any domain",
+)
 PLANNER_RESULTS = ConsumerSpec(
     stream=subjects.STREAM_RESULTS,
     durable=subjects.PLANNER_RESULTS_CONSUMER,
@@ -126,7 +136,7 @@ LAYOUT = Layout(
         StreamSpec(subjects.STREAM_TRIP_EVENTS, (subjects.TRIP_EVENTS_ALL,)),
         StreamSpec(STREAM_DLQ, (f"{subjects.PREFIX}.dlq.>",), max_age_s=30 * DAY),
     ),
-    consumers=(*WORKER_CONSUMERS.values(), PLANNER_RESULTS, PLANNER_INPUT),
+    consumers=(*WORKER_CONSUMERS.values(), LLM_WORKER, PLANNER_RESULTS, PLANNER_INPUT),
     buckets=(KeyValueConfig(bucket=subjects.BUCKET_SAGAS, history=5, storage=StorageType.FILE),),
 )
 
@@ -153,3 +163,22 @@ async def apply_layout(js: JetStreamContext, layout: Layout = LAYOUT) -> list[st
             await js.create_key_value(bucket)
             report.append(f"bucket {bucket.bucket}: created")
     return report
+
+
+async def wait_until_consuming(
+    js: JetStreamContext, consumers: Iterable[ConsumerSpec], timeout_s: float = 60.0
+) -> None:
+    """Return once every consumer has a pull request waiting: its service is up and working.
+
+    This is a readiness signal from the server itself, needing no endpoint on the service.
+    """
+    specs = list(consumers)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = [(await js.consumer_info(c.stream, c.durable)).num_waiting for c in specs]
+        if all(waiting):
+            return
+        if time.monotonic() > deadline:
+            idle = [c.durable for c, n in zip(specs, waiting, strict=True) if not n]
+            raise TimeoutError(f"not consuming after {timeout_s:.0f}s: {', '.join(idle)}")
+        await asyncio.sleep(0.2)

@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import secrets
+import string
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ INBOX = "_INBOX"  # nats-py's default inbox prefix
 JS_ACK = "$JS.ACK"
 JS_FLOW_CONTROL = "$JS.FC"
 PASSWORD_ENV_PREFIX = "SKIFF_NATS_PASSWORD_"
+ALPHANUMERIC = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def js_api(*tokens: str) -> str:
 
 
 def kv_stream(bucket: str) -> str:
+    """The stream behind a KV bucket."""
     return f"KV_{bucket}"
 
 
@@ -119,6 +122,7 @@ def follow(stream: str, *, lookup: bool = True) -> Grant:
 
 
 def kv_read(bucket: str) -> Grant:
+    """Open the bucket and get keys (direct gets too, should the bucket allow them)."""
     stream = kv_stream(bucket)
     return Grant(
         publish=frozenset(
@@ -166,6 +170,7 @@ class Identity:
     grant: Grant = field(repr=False)
 
     def permissions(self, *, private_inbox: bool = True) -> Permissions:
+        """The allow lists, with its own inbox (`private_inbox`) or every inbox."""
         subscribe = set(self.grant.subscribe)
         if self.grant.replies:
             subscribe.add(f"{inbox_prefix(self.name) if private_inbox else INBOX}.>")
@@ -180,6 +185,7 @@ def inbox_prefix(name: str) -> str:
 
 
 def worker(domain: Domain) -> Identity:
+    """One domain worker's identity: its own commands, results and supplier domain only."""
     consumer = WORKER_CONSUMERS[domain]
     return Identity(
         f"worker-{domain}",
@@ -258,9 +264,20 @@ def password_variable(name: str) -> str:
     return PASSWORD_ENV_PREFIX + name.upper().replace("-", "_")
 
 
+def generate_password(length: int = 32) -> str:
+    """A random password that survives every place it goes (about 190 bits).
+
+    Letters and digits only, starting with a letter: nats-server parses an environment
+    variable's value as a config value, so "-Yx…" or "12ab…" would be read as a malformed
+    number; and it fits unescaped in a `nats://user:password@host` URL.
+    """
+    first = secrets.choice(string.ascii_letters)
+    return first + "".join(secrets.choice(ALPHANUMERIC) for _ in range(length - 1))
+
+
 def generate_passwords(names: Iterable[str]) -> dict[str, str]:
-    """A fresh random password per identity (URL-safe, so it also fits in a NATS URL)."""
-    return {name: secrets.token_urlsafe(24) for name in names}
+    """A fresh random password per identity."""
+    return {name: generate_password() for name in names}
 
 
 def write_private(path: Path, text: str) -> None:
@@ -366,6 +383,7 @@ def chart_data(*, private_inboxes: bool = True) -> dict[str, object]:
 
 
 def markdown_table(*, private_inboxes: bool = True) -> str:
+    """The full table for people: every subject of every identity."""
     rows = [
         "| identity | may publish | may subscribe | answers requests |",
         "|---|---|---|---|",
@@ -393,6 +411,7 @@ def _write_or_check(path: Path, text: str, check: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The generator's command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m skiff_runtime.permissions", description=__doc__.splitlines()[0]
     )

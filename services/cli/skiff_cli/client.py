@@ -13,6 +13,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from skiff_cli import stack
 from skiff_contracts import subjects
 from skiff_contracts.events import TRIP_EVENT, TripEvent, TripFinished
 from skiff_contracts.messages import (
@@ -41,7 +42,8 @@ class SkiffClient:
 
     @classmethod
     async def connect(cls, url: str) -> SkiffClient:
-        return cls(await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=1))
+        """Connect with the `SKIFF_NATS_*` credentials if set, else as the local stack's `cli`."""
+        return cls(await stack.connect(url))
 
     async def __aenter__(self) -> SkiffClient:
         return self

@@ -25,9 +25,16 @@ import nats
 from nats.aio.client import Client
 
 from skiff_contracts.domains import DOMAINS
+from skiff_runtime.broker import connect as runtime_connect
 from skiff_runtime.jetstream import PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
 from skiff_runtime.nats_server import NatsServer
-from skiff_runtime.permissions import BY_NAME, generate_passwords, render_config, write_private
+from skiff_runtime.permissions import (
+    BY_NAME,
+    generate_passwords,
+    inbox_prefix,
+    render_config,
+    write_private,
+)
 from skiff_runtime.settings import ServiceSettings
 
 DEFAULT_HOME = Path(".skiff")
@@ -119,22 +126,19 @@ def secure_nats_config(home: Path, passwords: dict[str, str]) -> Path:
     Services and the CLI do not set a per-identity `inbox_prefix` yet, so inboxes are shared.
     """
     config = home / "nats.conf"
-    rendered = render_config(passwords, store_dir=None, no_auth_user=CLI, private_inboxes=False)
+    rendered = render_config(passwords, store_dir=None, no_auth_user=CLI, private_inboxes=True)
     write_private(config, rendered)
     return config
 
 
 async def connect(nats_url: str, auth: NatsAuth | None = None) -> Client:
-    """Connect as `auth`, else as the `SKIFF_NATS_CREDS`/`_USER`/`_PASSWORD` env, else anonymous."""
+    """Connect as `auth`, else as the `SKIFF_NATS_CREDS`/`_USER`/`_PASSWORD` env, else as `cli`
+    (the identity a connection without credentials gets on the local stack)."""
     if auth is not None:
-        return await nats.connect(nats_url, user=auth.user, password=auth.password)
-    settings = ServiceSettings()
-    if settings.nats_creds is not None:
-        return await nats.connect(nats_url, user_credentials=str(settings.nats_creds))
-    if settings.nats_user and settings.nats_password:
-        password = settings.nats_password.get_secret_value()
-        return await nats.connect(nats_url, user=settings.nats_user, password=password)
-    return await nats.connect(nats_url)
+        return await nats.connect(
+            nats_url, user=auth.user, password=auth.password, inbox_prefix=inbox_prefix(auth.user)
+        )
+    return await runtime_connect(ServiceSettings(nats_url=nats_url), CLI, "skiff")
 
 
 async def provision(nats_url: str, auth: NatsAuth | None = None) -> list[str]:

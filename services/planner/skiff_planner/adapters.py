@@ -8,6 +8,7 @@ from nats.js.kv import KeyValue
 
 from skiff_contracts import subjects
 from skiff_contracts.events import EventBase
+from skiff_contracts.messages import ResolveTask
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_planner.ports import RevisionConflict
 from skiff_runtime.publishing import publish_durably
@@ -59,6 +60,9 @@ class JetStreamBus:
         if isinstance(item, EventBase):
             subject = subjects.trip_events(item.trip_id)
             stream = subjects.STREAM_TRIP_EVENTS
+        elif isinstance(item, ResolveTask):
+            subject = subjects.TASK_LLM_RESOLVE
+            stream = subjects.STREAM_TASKS
         else:
             subject = subjects.task(item.domain, item.kind)
             stream = subjects.STREAM_TASKS

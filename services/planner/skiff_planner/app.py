@@ -21,7 +21,7 @@ from skiff_planner.adapters import JetStreamBus, KvSagaStore
 from skiff_planner.service import Planner
 from skiff_planner.settings import PlannerSettings
 from skiff_planner.transitions import Policy
-from skiff_runtime.broker import make_broker
+from skiff_runtime.broker import make_broker, pull_inbox
 from skiff_runtime.delivery import PoisonMessage, settle
 from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS
 
@@ -61,6 +61,7 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
         stream=JStream(subjects.STREAM_RESULTS, declare=False),
         durable=PLANNER_RESULTS.durable,
         pull_sub=PullSub(batch_size=1, timeout=1.0),
+        inbox_prefix=pull_inbox(settings, "planner"),
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_result(message: NatsMessage) -> None:
@@ -82,6 +83,7 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
         stream=JStream(PLANNER_INPUT.stream, declare=False),
         durable=PLANNER_INPUT.durable,
         pull_sub=PullSub(batch_size=1, timeout=1.0),
+        inbox_prefix=pull_inbox(settings, "planner"),
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_user(message: NatsMessage) -> None:
@@ -108,9 +110,13 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
         kv = await broker.key_value(subjects.BUCKET_SAGAS, declare=False)
         policy = Policy(
             extract_timeout=timedelta(seconds=settings.extract_timeout_s),
+            resolve_timeout=timedelta(seconds=settings.resolve_timeout_s),
             booking_timeout=timedelta(seconds=settings.booking_timeout_s),
             input_timeout=timedelta(seconds=settings.input_timeout_s),
             hold_margin=timedelta(seconds=settings.hold_margin_s),
+            escalation=settings.escalation,
+            max_escalations_per_trip=settings.max_escalations_per_trip,
+            llm_price_per_mtok=settings.llm_price_per_mtok,
         )
         runtime.planner = Planner(KvSagaStore(kv), JetStreamBus(broker), router, policy=policy)
         runtime.sweeper = asyncio.create_task(sweep_forever(runtime.planner))

@@ -15,16 +15,21 @@ expired under a confirmation is held again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from skiff_contracts import subjects
 from skiff_contracts.domains import Domain, InsuranceRequest
 from skiff_contracts.events import (
+    Accounting,
     Booking,
     ItineraryItem,
     StepChanged,
+    TierUsage,
     TripFinished,
     TripNeedsInput,
     TripPlanned,
@@ -34,6 +39,7 @@ from skiff_contracts.inventory import Offer
 from skiff_contracts.messages import (
     Cancelled,
     CancelTask,
+    Clarify,
     Confirmed,
     ConfirmTask,
     Extracted,
@@ -41,13 +47,15 @@ from skiff_contracts.messages import (
     Failed,
     Held,
     HoldTask,
+    ModelCall,
     NeedsEscalation,
+    ResolveTask,
     TripAnswer,
     TripCancel,
     TripRequest,
     WorkerReply,
 )
-from skiff_contracts.problems import Problem
+from skiff_contracts.problems import ESCALATION_REASONS, EscalationReason, Problem
 from skiff_contracts.saga import Outgoing, SagaRecord, StepRecord, step_name
 from skiff_contracts.states import BEFORE_PIVOT, Operation, TripState
 from skiff_extraction.router import Route
@@ -63,28 +71,51 @@ from skiff_planner.booking import (
 # Which commands may be (re)sent in which state: nothing is held again while undoing.
 ACTIVE: dict[Operation, frozenset[TripState]] = {
     "extract": frozenset({"extracting"}),
+    "resolve": frozenset({"extracting"}),
     "hold": frozenset({"holding", "confirming"}),
     "confirm": frozenset({"confirming"}),
     "cancel": frozenset({"compensating"}),
 }
 REPLY_KINDS: dict[Operation, tuple[type[Any], ...]] = {
     "extract": (Extracted, NeedsEscalation, Failed),
+    "resolve": (Extracted, Clarify, NeedsEscalation, Failed),
     "hold": (Held, Failed),
     "confirm": (Confirmed, Failed),
     "cancel": (Cancelled, Failed),
 }
 
 
+class EscalationRule(BaseModel):
+    """One domain's escalation policy (`SKIFF_ESCALATION='{"flights": {...}}'`).
+
+    `enabled: false` is the kill switch: a step the SLM cannot settle then fails the trip
+    cleanly instead of calling the LLM tier. Reasons outside `triggers` go to the user.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    triggers: frozenset[EscalationReason] = frozenset(ESCALATION_REASONS) - {"no_model"}
+
+
 @dataclass(frozen=True)
 class Policy:
     extract_timeout: timedelta = timedelta(seconds=120)
+    resolve_timeout: timedelta = timedelta(seconds=180)
     booking_timeout: timedelta = timedelta(seconds=30)
     input_timeout: timedelta = timedelta(hours=24)
     hold_margin: timedelta = timedelta(seconds=30)
     max_retry_delay: timedelta = timedelta(seconds=30)
+    escalation: Mapping[Domain, EscalationRule] = field(default_factory=dict)
+    max_escalations_per_trip: int = 4
+    # The all-LLM counterfactual: every token priced at the LLM tier's rate (USD per million).
+    llm_price_per_mtok: tuple[float, float] = (0.40, 0.40)
 
     def retry_delay(self, attempt: int) -> timedelta:
         return min(self.max_retry_delay, timedelta(seconds=0.5 * 2 ** max(0, attempt - 1)))
+
+    def rule(self, domain: Domain) -> EscalationRule:
+        return self.escalation.get(domain, EscalationRule())
 
 
 @dataclass
@@ -172,6 +203,22 @@ def send_extract(change: Change, domain: Domain) -> None:
     change.step_event(step, status="dispatched")
 
 
+def send_resolve(change: Change, domain: Domain, failed: NeedsEscalation) -> None:
+    """Hand a step the SLM could not settle to the LLM tier, with what the trip knows."""
+    step = _next_attempt(change, step_name(domain, "resolve"), domain, "resolve")
+    record = change.record
+    known = {d: p for d, p in complete(extracted(change)).items() if d != domain}
+    change.updates["escalations"] = (*change.get("escalations"), failed.reason)
+    change.dispatch(step, ResolveTask(
+        message_id=subjects.command_id(record.trip_id, step.name, step.attempt),
+        trip_id=record.trip_id, step=step.name, domain=domain,
+        text=" ".join((record.request.text, *change.get("answers"))),
+        reference_date=record.request.reference_date, reason=failed.reason,
+        attempt=failed.attempt, errors=failed.errors, known=known,
+    ))  # fmt: skip
+    change.step_event(step, status="dispatched", reason=failed.reason)
+
+
 def send_hold(change: Change, domain: Domain, params: Request, *, new_hold: bool) -> None:
     """Send (or re-send) a hold. A new hold gets a new key, recorded for undo before it goes."""
     name = step_name(domain, "hold")
@@ -216,6 +263,10 @@ def resend(change: Change, step: StepRecord) -> None:
     """Send a step's command again (a retry, or a reply that never came)."""
     if step.operation == "extract":
         send_extract(change, step.domain)
+    elif step.operation == "resolve":
+        failed = change.steps[step_name(step.domain, "extract")].result
+        assert isinstance(failed, NeedsEscalation)
+        send_resolve(change, step.domain, failed)
     elif step.operation == "hold":
         send_hold(change, step.domain, hold_params(change)[step.domain], new_hold=False)
     elif step.operation == "confirm":
@@ -230,13 +281,21 @@ def resend(change: Change, step: StepRecord) -> None:
 # --- what the trip knows ---------------------------------------------------------------------
 
 
+def settled(change: Change, domain: Domain) -> Extracted | None:
+    """The domain's accepted extraction: the LLM tier's when it resolved the step."""
+    for operation in ("resolve", "extract"):
+        step = change.steps.get(step_name(domain, operation))
+        if step is not None and step.status == "succeeded" and isinstance(step.result, Extracted):
+            return step.result
+    return None
+
+
 def extracted(change: Change) -> dict[Domain, Request]:
-    out: dict[Domain, Request] = {}
-    for domain in change.record.domains:
-        step = change.steps.get(step_name(domain, "extract"))
-        if step is not None and isinstance(step.result, Extracted):
-            out[domain] = step.result.params
-    return out
+    return {
+        domain: found.params
+        for domain in change.record.domains
+        if (found := settled(change, domain)) is not None
+    }
 
 
 def held(change: Change) -> dict[Domain, Held]:
@@ -262,7 +321,36 @@ def hold_params(change: Change) -> dict[Domain, Request]:
 
 def finish(change: Change, state: TripState, reason: str | None = None, **fields: Any) -> None:
     change.move(state, reason=reason, deadline=None)
-    change.event(TripFinished, reason=reason, **fields)
+    change.event(TripFinished, reason=reason, accounting=accounting(change), **fields)
+
+
+def accounting(change: Change) -> Accounting:
+    """Per tier: calls, tokens and cost; the all-LLM counterfactual; who settled each domain."""
+    calls: tuple[ModelCall, ...] = change.get("calls")
+    usage = {}
+    for tier in ("slm", "llm"):
+        mine = [c for c in calls if c.tier == tier]
+        usage[tier] = TierUsage(
+            calls=sum(c.calls for c in mine),
+            tokens_in=sum(c.tokens_in for c in mine),
+            tokens_out=sum(c.tokens_out for c in mine),
+            cost_usd=round(sum(c.cost_usd for c in mine), 6),
+        )
+    price_in, price_out = change.policy.llm_price_per_mtok
+    all_llm = sum(c.tokens_in * price_in + c.tokens_out * price_out for c in calls) / 1e6
+    handled: dict[Domain, Literal["slm", "llm", "user"]] = {}
+    for domain in change.record.domains:
+        found = settled(change, domain)
+        if found is not None and found.call is not None:
+            handled[domain] = "user" if change.get("answers") else found.call.tier
+    reasons: dict[str, int] = {}
+    for reason in change.get("escalations"):
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return Accounting(
+        slm=usage["slm"], llm=usage["llm"],
+        cost_usd=round(usage["slm"].cost_usd + usage["llm"].cost_usd, 6),
+        all_llm_cost_usd=round(all_llm, 6), escalations=reasons, handled_by=handled,
+    )  # fmt: skip
 
 
 def compensate(change: Change, reason: str, *, cancelled: bool = False) -> None:
@@ -306,6 +394,13 @@ def begin(request: TripRequest, route: Route, now: datetime, policy: Policy) -> 
     change.event(TripPlanned, domains=route.domains, unsupported=route.unsupported)
     for domain in route.domains:
         send_extract(change, domain)
+    if route.unsupported:  # the LLM tier records work no micro-SLM covers (the flywheel's input)
+        change.outbox.append(ResolveTask(
+            message_id=subjects.command_id(record.trip_id, "unsupported.resolve", 1),
+            trip_id=record.trip_id, step="unsupported.resolve", domain=None, text=request.text,
+            reference_date=request.reference_date, reason="no_model",
+            unsupported=route.unsupported,
+        ))  # fmt: skip
     return change.build()
 
 
@@ -321,13 +416,15 @@ def on_result(record: SagaRecord, result: WorkerReply, now: datetime, policy: Po
     ):
         return record
     change = Change(record, now, policy)
+    if (call := getattr(result, "call", None)) is not None:
+        change.updates["calls"] = (*record.calls, call)
     if isinstance(result, Failed) and result.retryable:
         retry_at = now + policy.retry_delay(step.attempt)
         change.put(step.model_copy(update={"status": "pending", "retry_at": retry_at}))
         change.step_event(step, status="pending", reason=result.reason, errors=result.errors)
     else:
         status = (
-            "escalated" if isinstance(result, NeedsEscalation)
+            "escalated" if isinstance(result, NeedsEscalation | Clarify)
             else "failed" if isinstance(result, Failed)
             else "succeeded"
         )  # fmt: skip
@@ -352,12 +449,14 @@ def _detail(result: WorkerReply) -> str | None:
         return f"held {offer.offer_id} for {offer.total_price:.2f} {offer.currency}"
     if isinstance(result, Confirmed):
         return f"booked {result.confirmation_code}"
+    if isinstance(result, Clarify):
+        return result.question
     return None
 
 
 def _on_failure(change: Change, step: StepRecord, failure: Failed) -> None:
     """A step failed for good."""
-    if step.operation == "extract" or step.operation == "cancel":
+    if step.operation in ("extract", "resolve", "cancel"):
         return  # extraction gaps become a question; a release that cannot work has nothing held
     if step.operation == "confirm" and failure.reason == "hold_expired":
         params = hold_params(change)[step.domain]
@@ -404,7 +503,7 @@ def on_tick(record: SagaRecord, now: datetime, policy: Policy) -> SagaRecord:
     for step in list(record.steps.values()):
         due_retry = step.status == "pending" and step.retry_at is not None and step.retry_at <= now
         overdue = step.status == "dispatched" and step.deadline is not None and step.deadline <= now
-        if overdue and step.operation == "extract":
+        if overdue and step.operation in ("extract", "resolve"):
             problem = Problem(code="timeout", message=f"no reply by {step.deadline:%H:%M:%S}")
             late = change.put(step.model_copy(update={"status": "escalated"}))
             change.step_event(late, status="escalated", reason="timeout", errors=(problem,))
@@ -433,19 +532,48 @@ def _steps(change: Change, operation: Operation) -> list[StepRecord]:
     return [s for s in change.steps.values() if s.operation == operation]
 
 
+Decision = Literal["escalate", "ask", "refuse"]
+
+
+def escalation_decision(change: Change, domain: Domain, reason: EscalationReason) -> Decision:
+    """Whether an SLM failure goes to the LLM tier, to the user, or ends the trip."""
+    rule = change.policy.rule(domain)
+    if not rule.enabled:
+        return "refuse"
+    used = len(change.get("escalations"))
+    if reason not in rule.triggers or used >= change.policy.max_escalations_per_trip:
+        return "ask"
+    return "escalate"
+
+
 def advance_extraction(change: Change) -> None:
-    extracts = _steps(change, "extract")
-    if any(s.status == "dispatched" for s in extracts):
+    """Every domain settled by a tier → hold; an SLM failure → the LLM tier (per policy);
+    what no tier could settle → one question to the user."""
+    waiting = False
+    unsettled: list[StepRecord] = []
+    for domain in change.record.domains:
+        extract = change.steps[step_name(domain, "extract")]
+        resolve = change.steps.get(step_name(domain, "resolve"))
+        if extract.status == "dispatched" or (
+            resolve is not None and resolve.status in ("dispatched", "pending")
+        ):
+            waiting = True
+        elif settled(change, domain) is None:
+            failure = extract.result
+            if resolve is None and isinstance(failure, NeedsEscalation):
+                decision = escalation_decision(change, domain, failure.reason)
+                if decision == "refuse":
+                    compensate(change, f"{domain}: {failure.reason} (escalation is off)")
+                    return
+                if decision == "escalate":
+                    send_resolve(change, domain, failure)
+                    waiting = True
+                    continue
+            unsettled.append(resolve or extract)
+    if waiting:
         return
-    unresolved = [s for s in extracts if s.status != "succeeded"]
-    if unresolved:
-        problems = "; ".join(
-            f"the {s.domain} part: "
-            + (", ".join(p.message for p in getattr(s.result, "errors", ())) or "no answer")
-            for s in unresolved
-        )
-        ask(change, f"I could not understand {problems}. Please say it again.",
-            tuple(s.domain for s in unresolved))  # fmt: skip
+    if unsettled:
+        ask(change, _question(unsettled), tuple(s.domain for s in unsettled))
         return
     gaps = missing(complete(extracted(change)))
     if gaps:
@@ -453,6 +581,18 @@ def advance_extraction(change: Change) -> None:
         return
     change.move("holding")
     advance_holding(change)
+
+
+def _question(steps: list[StepRecord]) -> str:
+    """The LLM tier's own questions when it asked any, else what went wrong, per domain."""
+    parts = []
+    for step in steps:
+        if isinstance(step.result, Clarify):
+            parts.append(step.result.question)
+            continue
+        problems = ", ".join(p.message for p in getattr(step.result, "errors", ()))
+        parts.append(f"I could not understand the {step.domain} part: {problems or 'no answer'}.")
+    return " ".join(parts) + " Please tell me again."
 
 
 def advance_holding(change: Change) -> None:
@@ -509,13 +649,15 @@ def advance_confirming(change: Change) -> None:
 
 
 def _item(change: Change, domain: Domain, params: Request) -> ItineraryItem:
-    step = change.steps[step_name(domain, "extract")]
-    assert isinstance(step.result, Extracted)
-    call = step.result.call
+    found = settled(change, domain)
+    assert found is not None
+    call = found.call
+    by: Literal["slm", "llm", "user"] = (
+        "user" if change.get("answers") else (call.tier if call else "slm")
+    )
     return ItineraryItem(
-        domain=domain, params=params, handled_by=call.tier if call else "slm",
-        confidence=step.result.confidence, call=call,
-    )  # fmt: skip
+        domain=domain, params=params, handled_by=by, confidence=found.confidence, call=call
+    )
 
 
 def advance_compensation(change: Change) -> None:

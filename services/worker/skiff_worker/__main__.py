@@ -29,7 +29,8 @@ async def main() -> None:
     )
     await extractor.warm_up()
     log.info("engine warm", engine=engine.kind, model=engine.model)
-    supplier = await connect(settings, f"worker-{settings.domain}-inventory")
+    service = f"worker-{settings.domain}"
+    supplier = await connect(settings, service, f"{service}-inventory")
     app, _ = create_app(settings, DomainWorker(extractor, NatsInventory(supplier)))
     try:
         await app.run()

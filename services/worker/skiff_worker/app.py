@@ -14,7 +14,7 @@ from skiff_contracts import subjects
 from skiff_contracts.domains import Domain
 from skiff_contracts.messages import TASK, Failed, WorkerReply
 from skiff_contracts.problems import validation_problems
-from skiff_runtime.broker import make_broker
+from skiff_runtime.broker import make_broker, pull_inbox
 from skiff_runtime.delivery import PoisonMessage, settle
 from skiff_runtime.jetstream import WORKER_CONSUMERS
 from skiff_runtime.publishing import publish_durably
@@ -62,6 +62,7 @@ def create_app(settings: WorkerSettings, worker: DomainWorker) -> tuple[FastStre
         stream=JStream(consumer.stream, declare=False),
         durable=consumer.durable,
         pull_sub=PullSub(batch_size=1, timeout=1.0),
+        inbox_prefix=pull_inbox(settings, f"worker-{domain}"),
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_task(message: NatsMessage) -> None:

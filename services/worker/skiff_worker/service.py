@@ -21,6 +21,7 @@ from skiff_contracts.inventory import (
     SearchOffers,
 )
 from skiff_contracts.messages import (
+    AnyTask,
     Cancelled,
     CancelTask,
     Confirmed,
@@ -29,6 +30,7 @@ from skiff_contracts.messages import (
     Failed,
     Held,
     HoldTask,
+    ResolveTask,
     WorkerReply,
 )
 from skiff_contracts.problems import Problem
@@ -59,8 +61,8 @@ class DomainWorker:
     def domain(self) -> str:
         return self.extractor.domain
 
-    async def handle(self, task: ExtractTask | HoldTask | ConfirmTask | CancelTask) -> WorkerReply:
-        if task.domain != self.domain:
+    async def handle(self, task: AnyTask) -> WorkerReply:
+        if isinstance(task, ResolveTask) or task.domain != self.domain:
             return Failed(
                 trip_id=task.trip_id,
                 step=task.step,
@@ -69,7 +71,7 @@ class DomainWorker:
                 errors=(
                     Problem(
                         code="wrong_domain",
-                        message=f"a {self.domain} worker got a {task.domain} task",
+                        message=f"a {self.domain} worker got a {task.domain} {task.kind} task",
                     ),
                 ),
             )
