@@ -121,10 +121,15 @@ def in_test(key: str, share: float = 0.2) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
-def build(sgd: Path, rng: random.Random, records_used: int) -> tuple[list[Example], list[Example]]:
-    """Training *clauses* and test *requests*, each with its labels."""
+def build(
+    sgd: Path, rng: random.Random, records_used: int
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """Training *clauses*, training *requests* (to fit thresholds the way routing decides) and
+    test *requests*, each with its labels."""
     train: list[Example] = []
+    train_requests: list[Example] = []
     test: list[Example] = []
+    train_hosts: list[tuple[str, str]] = []
     records = [json.loads(line) for line in sgd.open()]
     rng.shuffle(records)
     test_hosts: list[tuple[str, str]] = []
@@ -134,18 +139,24 @@ def build(sgd: Path, rng: random.Random, records_used: int) -> tuple[list[Exampl
             test.append((record["text"], labels))
             if record["kind"] == "single":
                 test_hosts.append((record["text"], record["domains"][0]))
-        elif record["kind"] == "single":
-            train += [(clause, labels) for clause in split_clauses(record["text"])]
+        else:
+            train_requests.append((record["text"], labels))
+            if record["kind"] == "single":
+                train += [(clause, labels) for clause in split_clauses(record["text"])]
+                train_hosts.append((record["text"], record["domains"][0]))
     for label, templates in TEMPLATES.items():
         cut = max(2, len(templates) // 4)
         for _ in range(50):
-            train.append((fill(rng.choice(templates[cut:]), rng), frozenset({label})))
+            sentence = fill(rng.choice(templates[cut:]), rng)
+            train.append((sentence, frozenset({label})))
+            host, domain = rng.choice(train_hosts)
+            train_requests.append((f"{host} {sentence}", frozenset({domain, label})))
         for _ in range(25):
             sentence = fill(rng.choice(templates[:cut]), rng)
             test.append((sentence, frozenset({label})))
             host, domain = rng.choice(test_hosts)
             test.append((f"{host} {sentence}", frozenset({domain, label})))
-    return train, test
+    return train, train_requests, test
 
 
 class CachedEmbedder:
@@ -247,14 +258,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    train, test = build(args.sgd, rng, args.records)
-    print(f"{len(train)} training clauses, {len(test)} test requests")
+    train, train_requests, test = build(args.sgd, rng, args.records)
+    print(f"{len(train)} training clauses, {len(train_requests)} training requests, "
+          f"{len(test)} test requests")  # fmt: skip
     embedder = CachedEmbedder(args.threads)
     started = time.perf_counter()
     x_train = embed_all(embedder, (text for text, _ in train))
     weights = fit(x_train, targets(train))
-    train_requests = [text for text, _ in train]
-    thresholds = best_thresholds(request_scores(weights, embedder, train_requests), targets(train))
+    request_texts = [text for text, _ in train_requests]
+    embed_all(embedder, (c for t in request_texts for c in split_clauses(t)))
+    scores = request_scores(weights, embedder, request_texts)
+    thresholds = best_thresholds(scores, targets(train_requests))
     test_texts = [text for text, _ in test]
     embed_all(embedder, (c for t in test_texts for c in split_clauses(t)))
     seconds = time.perf_counter() - started
@@ -264,6 +278,7 @@ def main() -> None:
         labels=LABELS, mean=weights.mean, scale=weights.scale, weights=weights.weights,
         bias=weights.bias, thresholds=thresholds,
         metrics={"test": metrics(p_test, y_test, thresholds),
+                 "train_requests": len(train_requests),
                  "test_sgd_requests_only": metrics(p_test[sgd], y_test[sgd], thresholds),
                  "training_clauses": len(train), "seed": args.seed,
                  "build_seconds": round(seconds)},

@@ -82,3 +82,16 @@ async def test_hostile_text_cannot_steer_the_output(engine: LlamaCppEngine) -> N
                                         exclude_none=True) == {}  # fmt: skip
     else:
         assert result.reason in {"ungrounded", "schema_invalid", "business_rule", "ambiguous"}
+
+
+def test_the_router_finds_every_domain_of_a_multi_domain_trip_and_unsupported_work() -> None:
+    from skiff_extraction.router import load_router
+
+    router = load_router(threads=1)
+    trip = (
+        "Fly me from Boston to Denver on 12 March, back on the 16th, 2 adults. Book a hotel in "
+        "Denver for those nights, rent a compact car at the Denver airport on the 12th, and "
+        "add basic travel insurance for both of us."
+    )
+    assert router.route(trip).domains == ("flights", "hotels", "cars", "insurance")
+    assert "trains" in router.route("Book a train from Paris to Lyon on Friday.").unsupported

@@ -122,10 +122,13 @@ class EmbeddingRouter:
         self.weights = weights
 
     def scores(self, text: str) -> dict[str, float]:
-        probabilities = self.weights.probabilities(self.embedder.embed(text))
-        return {
-            label: float(p) for label, p in zip(self.weights.labels, probabilities, strict=True)
-        }
+        """Each label's highest probability over the text's clauses."""
+        probabilities = np.max(
+            [self.weights.probabilities(self.embedder.embed(c)) for c in split_clauses(text)],
+            axis=0,
+        )
+        labels = self.weights.labels
+        return {label: float(p) for label, p in zip(labels, probabilities, strict=True)}
 
     def route(self, text: str) -> Route:
         scores = self.scores(text)
