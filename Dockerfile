@@ -6,6 +6,8 @@
 #   docker run skiff python -m skiff_planner
 #   docker run -e SKIFF_DOMAIN=flights skiff python -m skiff_worker
 #   docker run skiff python -m skiff_inventory
+#   docker run skiff python -m skiff_registry
+#   docker run skiff python -m skiff_llm_worker
 #   docker run skiff skiff streams apply          # provisioning (as the admin identity)
 #
 # Stages: `builder` compiles llama-cpp-python and installs the dependencies into /opt/venv

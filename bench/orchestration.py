@@ -86,8 +86,13 @@ async def measure(n: int, threads: int) -> dict[str, Any]:
         js = connection.jetstream()
         await apply_layout(js)
         env = {**os.environ, "SKIFF_NATS_URL": server.url, "SKIFF_DOMAIN": "flights",
-               "SKIFF_ENGINE__THREADS": str(threads), "SKIFF_LOG_FORMAT": "json"}  # fmt: skip
-        log = (Path(tmp) / "worker.log").open("wb")
+               "SKIFF_ENGINE__THREADS": str(threads), "SKIFF_LOG_FORMAT": "json",
+               "SKIFF_METRICS_PORT": "0"}  # fmt: skip
+        log = (Path(tmp) / "services.log").open("wb")
+        # The worker registers its model version before it consumes: the registry must run.
+        registry = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "skiff_registry", env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "skiff_worker", env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -145,8 +150,9 @@ async def measure(n: int, threads: int) -> dict[str, Any]:
                 ))  # fmt: skip
             rss = peak_rss_mb(worker.pid)
         finally:
-            worker.terminate()
-            await worker.wait()
+            for process in (worker, registry):
+                process.terminate()
+                await process.wait()
             await connection.close()
             server.stop()
     ratios = [s.step_ms / s.raw_ms for s in samples]

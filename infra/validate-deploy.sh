@@ -91,6 +91,16 @@ step "docker-compose.yml against the Compose specification"
 "$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml --profile gpu \
   config --services | sort | tr '\n' ' '
 echo
+# nats.conf reads every identity's password from the environment: the nats service passes each.
+"$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml config \
+  > "$WORK/compose.yaml"
+"$BIN/python" - "$WORK/compose.yaml" infra/nats/nats.conf <<'EOF'
+import re, sys, yaml
+passed = set(yaml.safe_load(open(sys.argv[1]))["services"]["nats"]["environment"])
+needed = set(re.findall(r"\$(SKIFF_NATS_PASSWORD_\w+)", open(sys.argv[2]).read()))
+assert needed <= passed, f"the nats service lacks {sorted(needed - passed)}"
+print(f"the nats service passes all {len(needed)} passwords nats.conf reads")
+EOF
 if "$BIN/docker-compose" -f docker-compose.yml config --quiet 2>/dev/null; then
   fail "compose accepted a missing password"
 fi
@@ -175,5 +185,7 @@ refused "unknown engine kind" --set workers.engine.kind=vllm
 refused "sglang engine without sglang" --set workers.engine.kind=sglang
 refused "openai engine without url and model" --set workers.engine.kind=openai
 refused "external NATS without natsUrl" --set nats.enabled=false
+refused "LLM worker without an LLM" --set llmStandin.enabled=false
+refused "LLM url without its model" --set llmWorker.llm.url=https://llm.example.com/v1
 
 printf '\n\033[32mdeploy files valid\033[0m (NATS subchart not rendered: not fetchable here)\n'

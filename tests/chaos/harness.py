@@ -23,17 +23,20 @@ from skiff_cli.client import SkiffClient
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS
 from skiff_contracts.messages import TripRequest
+from skiff_contracts.registry import model_id_for, slug_of
 from skiff_contracts.saga import SagaRecord
 from skiff_runtime.jetstream import (
     LAYOUT,
+    LLM_WORKER,
     ConsumerSpec,
     Layout,
     StreamSpec,
     apply_layout,
+    version_consumer,
     wait_until_consuming,
 )
 from skiff_runtime.nats_server import NatsServer
-from tests.chaos.scripted import TRIP_TEXT
+from tests.chaos.scripted import MODEL_NAME, MODEL_VERSION, TRIP_TEXT
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_DATE = date(2026, 3, 1)
@@ -90,6 +93,7 @@ class Chaos:
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         return {
             **os.environ, "SKIFF_NATS_URL": self.nats.url, "SKIFF_LOG_FORMAT": "json",
+            "SKIFF_METRICS_PORT": "0",
             "PYTHONPATH": str(REPO), **extra,
         }  # fmt: skip
 
@@ -112,6 +116,9 @@ class Chaos:
         env = {"SKIFF_DOMAIN": domain, **self.worker_env}
         self._spawn(f"worker-{domain}", ["-m", "tests.chaos.scripted", "worker"], env)
 
+    def start_registry(self) -> None:
+        self._spawn("registry", ["-m", "skiff_registry"], {})
+
     def start_inventory(self) -> None:
         env = {"SKIFF_DB_PATH": str(self.db_path), "SKIFF_SWEEP_INTERVAL_S": "1",
                **self.inventory_env}  # fmt: skip
@@ -123,6 +130,7 @@ class Chaos:
         connection = await nats.connect(self.nats.url)
         await apply_layout(connection.jetstream(), self.layout)
         await connection.close()
+        self.start_registry()
         self.start_inventory()
         for domain in DOMAINS:
             self.start_worker(domain)
@@ -130,9 +138,25 @@ class Chaos:
         await self.wait_consuming()
 
     async def wait_consuming(self, timeout_s: float = 60.0) -> None:
+        """Every consumer of the layout, and each scripted model version's (registered)."""
+        versions = [
+            version_consumer(d, slug_of(model_id_for(f"{d}.extract", MODEL_NAME, MODEL_VERSION)))
+            for d in DOMAINS
+        ]
+        # No LLM tier here: scripted extractions never escalate.
+        consumers = [c for c in self.layout.consumers if c.durable != LLM_WORKER.durable]
+        consumers += versions
         connection = await nats.connect(self.nats.url)
+        deadline = time.monotonic() + timeout_s
         try:
-            await wait_until_consuming(connection.jetstream(), self.layout.consumers, timeout_s)
+            while True:
+                try:
+                    await wait_until_consuming(connection.jetstream(), consumers, timeout_s)
+                    return
+                except nats.js.errors.NotFoundError:  # not registered yet
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
         finally:
             await connection.close()
 

@@ -26,6 +26,7 @@ from skiff_runtime.broker import connect
 from skiff_runtime.logging import configure_logging
 from skiff_worker.app import create_app as create_worker
 from skiff_worker.inventory_client import NatsInventory
+from skiff_worker.registration import RegistryClient, model_card
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
@@ -83,15 +84,25 @@ async def planner() -> None:
     await app.run()
 
 
+MODEL_NAME, MODEL_VERSION = "scripted", "chaos"
+
+
 async def worker() -> None:
     settings = WorkerSettings()
-    configure_logging(f"worker-{settings.domain}", settings.log_level, "json")
-    engine = ScriptedEngine(settings.domain, float(os.environ.get("CHAOS_ENGINE_DELAY_S", "0.2")))
-    extractor = Extractor(engine, settings.domain, ModelIdentity("scripted", "chaos"))
     service = f"worker-{settings.domain}"
-    supplier = await connect(settings, service, f"{service}-inventory")
-    app, _ = create_worker(settings, DomainWorker(extractor, NatsInventory(supplier)))
-    await app.run()
+    configure_logging(service, settings.log_level, "json")
+    engine = ScriptedEngine(settings.domain, float(os.environ.get("CHAOS_ENGINE_DELAY_S", "0.2")))
+    extractor = Extractor(engine, settings.domain, ModelIdentity(MODEL_NAME, MODEL_VERSION))
+    card, schema = model_card(
+        settings.domain, name=MODEL_NAME, version=MODEL_VERSION, base_model="scripted",
+        engine="scripted", endpoint=None, threshold=None, owner="chaos",
+    )  # fmt: skip
+    connection = await connect(settings, service, f"{service}-side")
+    running = create_worker(
+        settings, DomainWorker(extractor, NatsInventory(connection)), card.model_id
+    )
+    await RegistryClient(connection).register(card, schema)
+    await running.app.run()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from skiff_contracts.domains import DOMAINS
+from skiff_contracts.registry import ModelCard, SchemaRef, TaskAliases, model_id_for
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_extraction.router import Route
 from skiff_planner.ports import RevisionConflict
+from skiff_planner.routing import RegistrySnapshot
 
 
 class MemorySagaStore:
@@ -57,3 +60,30 @@ class FixedRouter:
 
     def route(self, text: str) -> Route:
         return self.fixed
+
+
+def card(domain: str, name: str = "smol", version: str = "v1", **fields: object) -> ModelCard:
+    task = f"{domain}.extract"
+    return ModelCard(
+        model_id=model_id_for(task, name, version), task=task, name=name, version=version,
+        base_model="SmolLM2-135M-Instruct", engine="llamacpp",
+        output_schema=SchemaRef(schema_id=f"{domain}.draft", version=1, sha256="x"),
+        prompt_version="v1", **fields,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+class MemoryRegistry:
+    """A registry view with one champion per domain unless told otherwise."""
+
+    def __init__(self, *cards: ModelCard) -> None:
+        self.cards = {c.model_id: c for c in cards} or {
+            c.model_id: c for c in (card(d, status="champion") for d in DOMAINS)
+        }
+        self.aliases = {
+            c.task: TaskAliases(task=c.task, champion=c.model_id)
+            for c in self.cards.values()
+            if c.status == "champion"
+        }
+
+    def snapshot(self) -> RegistrySnapshot:
+        return RegistrySnapshot(dict(self.cards), dict(self.aliases))

@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,15 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from skiff_cli import stack
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
-from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
+from skiff_runtime.jetstream import (
+    LLM_WORKER,
+    PLANNER_INPUT,
+    PLANNER_RESULTS,
+    WORKER_CONSUMERS,
+    apply_layout,
+    dlq_subject,
+    version_consumer,
+)
 from skiff_runtime.nats_server import NatsServer, nats_server_binary
 from skiff_runtime.permissions import (
     BY_NAME,
@@ -112,7 +120,7 @@ async def sessions(secured: Secured) -> AsyncIterator[dict[str, Session]]:
     admin = await connect_as(secured, "admin")
     await apply_layout(admin.connection.jetstream())
     opened = {"admin": admin}
-    for name in ("planner", "worker-flights", "worker-hotels", "inventory", "client"):
+    for name in ("planner", "worker-flights", "worker-hotels", "llm-worker", "inventory", "client"):
         opened[name] = await connect_as(secured, name)
     yield opened
     for session in opened.values():
@@ -144,10 +152,10 @@ async def dispatch(planner: Session, domain: Domain, trip_id: str) -> None:
     ack = await planner.js.publish(
         subjects.task(domain, "extract"),
         json.dumps({"trip_id": trip_id}).encode(),
-        stream=subjects.STREAM_TASKS,
+        stream=subjects.tasks_stream(domain),
         headers={"Nats-Msg-Id": f"{trip_id}:{domain}"},
     )
-    assert ack.stream == subjects.STREAM_TASKS
+    assert ack.stream == subjects.tasks_stream(domain)
 
 
 # --- the table itself --------------------------------------------------------------------------
@@ -162,12 +170,45 @@ def test_only_the_planner_may_publish_trip_events_or_write_sagas() -> None:
         assert may_write_sagas == (identity.name == "planner"), identity.name
 
 
-def test_each_worker_may_pull_only_its_own_consumer() -> None:
+def allowed(subject: str, patterns: Iterable[str]) -> bool:
+    """Whether NATS would match `subject` against any of `patterns` (`*` and `>` wildcards)."""
+
+    def match(pattern: str) -> bool:
+        tokens, wanted = pattern.split("."), subject.split(".")
+        for i, token in enumerate(tokens):
+            if token == ">":
+                return len(wanted) > i
+            if i >= len(wanted) or token not in ("*", wanted[i]):
+                return False
+        return len(tokens) == len(wanted)
+
+    return any(match(p) for p in patterns)
+
+
+def test_each_worker_may_pull_only_its_own_domains_consumers() -> None:
     for domain in DOMAINS:
         consumer = WORKER_CONSUMERS[domain]
-        pull = js_api("CONSUMER", "MSG", "NEXT", consumer.stream, consumer.durable)
-        holders = [i.name for i in IDENTITIES if pull in i.permissions().publish]
-        assert holders == [f"worker-{domain}"]
+        version = version_consumer(domain, "some-model-1")
+        for spec in (consumer, version):
+            pull = js_api("CONSUMER", "MSG", "NEXT", spec.stream, spec.durable)
+            # admin manages JetStream (`$JS.API.>`) and holds no business subject (tested below).
+            holders = [
+                i.name
+                for i in IDENTITIES
+                if i.name != "admin" and allowed(pull, i.permissions().publish)
+            ]
+            assert holders == [f"worker-{domain}"], (spec.durable, holders)
+
+
+def test_only_the_llm_worker_may_pull_escalations_and_publish_llm_results() -> None:
+    pull = js_api("CONSUMER", "MSG", "NEXT", LLM_WORKER.stream, LLM_WORKER.durable)
+    assert [i.name for i in IDENTITIES if pull in i.permissions().publish] == ["llm-worker"]
+    granted = BY_NAME["llm-worker"].permissions()
+    assert subjects.RESULT_LLM in granted.publish
+    assert dlq_subject(LLM_WORKER.stream) in granted.publish
+    assert not any(s.startswith(f"{subjects.PREFIX}.task") for s in granted.publish)
+    assert not any(s.startswith(f"{subjects.PREFIX}.result.") for s in granted.publish
+                   if s != subjects.RESULT_LLM)  # fmt: skip
 
 
 def test_nobody_but_admin_manages_jetstream_and_no_inbox_is_shared() -> None:
@@ -252,6 +293,65 @@ async def test_worker_cannot_read_another_domains_tasks(sessions: dict[str, Sess
     [message] = await subscription.fetch(1, timeout=5)
     await message.ack_sync()
     assert hotels.errors[hotels_errors_before:] == []
+
+
+async def test_llm_worker_pulls_escalations_and_publishes_llm_results(
+    sessions: dict[str, Session],
+) -> None:
+    planner, llm, admin = sessions["planner"], sessions["llm-worker"], sessions["admin"]
+    errors_before = len(llm.errors)
+    ack = await planner.js.publish(
+        subjects.TASK_LLM_RESOLVE, b'{"kind": "resolve"}', stream=subjects.STREAM_TASKS_LLM,
+        headers={"Nats-Msg-Id": "trip-llm:flights.resolve:1"},
+    )  # fmt: skip
+    assert ack.stream == subjects.STREAM_TASKS_LLM
+    subscription = await llm.js.pull_subscribe(
+        LLM_WORKER.filter_subject, durable=LLM_WORKER.durable, stream=LLM_WORKER.stream
+    )
+    [message] = await subscription.fetch(1, timeout=5)
+    assert message.subject == subjects.TASK_LLM_RESOLVE
+    await message.in_progress()
+    await message.ack_sync()
+    reply = await llm.js.publish(subjects.RESULT_LLM, b"{}", stream=subjects.STREAM_RESULTS)
+    assert reply.stream == subjects.STREAM_RESULTS
+    assert await pending(admin, LLM_WORKER.stream, LLM_WORKER.durable) == 0
+    assert llm.errors[errors_before:] == []
+
+
+async def test_llm_worker_cannot_read_domain_tasks_or_speak_for_a_domain(
+    sessions: dict[str, Session],
+) -> None:
+    planner, llm, admin = sessions["planner"], sessions["llm-worker"], sessions["admin"]
+    hotels = WORKER_CONSUMERS["hotels"]
+    before = await pending(admin, hotels.stream, hotels.durable)
+    await dispatch(planner, "hotels", "trip-llm-other")
+
+    with pytest.raises(NatsTimeout):
+        await llm.js.pull_subscribe(
+            hotels.filter_subject, durable=hotels.durable, stream=hotels.stream
+        )
+    await llm.violation("publish", js_api("CONSUMER", "INFO", hotels.stream, hotels.durable))
+    next_hotels = js_api("CONSUMER", "MSG", "NEXT", hotels.stream, hotels.durable)
+    with pytest.raises(NatsTimeout):
+        await llm.connection.request(next_hotels, b'{"batch": 1}', timeout=REFUSAL_TIMEOUT_S)
+    await llm.violation("publish", next_hotels)
+    await llm.connection.subscribe(subjects.domain_tasks("hotels"))
+    await llm.violation("subscription", subjects.domain_tasks("hotels"))
+
+    await llm.connection.publish(subjects.result("hotels"), b"{}")
+    await llm.connection.flush()
+    await llm.violation("publish", subjects.result("hotels"))
+    await llm.connection.publish(subjects.trip_events("trip-llm-other"), b"{}")
+    await llm.connection.flush()
+    await llm.violation("publish", subjects.trip_events("trip-llm-other"))
+
+    # The hotels command is untouched: still waiting for the hotels worker.
+    assert await pending(admin, hotels.stream, hotels.durable) == before + 1
+    drained = await sessions["worker-hotels"].js.pull_subscribe(
+        hotels.filter_subject, durable=hotels.durable, stream=hotels.stream
+    )
+    for message in await drained.fetch(before + 1, timeout=5):
+        await message.ack_sync()
 
 
 async def test_worker_cannot_publish_trip_events_or_other_results(
@@ -377,7 +477,10 @@ async def test_admin_manages_jetstream_but_sends_no_business_messages(
 ) -> None:
     admin = sessions["admin"]
     names = await admin.connection.jetstream().streams_info()
-    assert {s.config.name for s in names} >= {subjects.STREAM_TASKS, subjects.STREAM_RESULTS}
+    assert {s.config.name for s in names} >= {
+        subjects.tasks_stream("flights"),
+        subjects.STREAM_RESULTS,
+    }
     command = subjects.task("flights", "extract")
     await admin.connection.publish(command, b"{}")
     await admin.connection.flush()
@@ -416,9 +519,9 @@ async def test_the_local_stacks_anonymous_connections_act_as_the_cli(tmp_path: P
         cli = Session("cli", anonymous, errors)
         try:
             ack = await cli.js.publish(
-                subjects.task("flights", "extract"), b"{}", stream=subjects.STREAM_TASKS
+                subjects.task("flights", "extract"), b"{}", stream=subjects.tasks_stream("flights")
             )
-            assert ack.stream == subjects.STREAM_TASKS
+            assert ack.stream == subjects.tasks_stream("flights")
             await anonymous.publish(subjects.trip_events("trip-cli"), b"{}")
             await anonymous.flush()
             await cli.violation("publish", subjects.trip_events("trip-cli"))

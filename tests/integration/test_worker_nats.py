@@ -14,26 +14,38 @@ from nats.js.errors import APIError
 from skiff_contracts import subjects
 from skiff_contracts.domains import FlightsRequest
 from skiff_contracts.messages import WORKER_RESULT, Extracted, ExtractTask, Failed
+from skiff_contracts.registry import CallRecord, model_id_for, slug_of
 from skiff_extraction.pipeline import Extractor, ModelIdentity
-from skiff_runtime.jetstream import MAX_MESSAGE_BYTES, dlq_subject
+from skiff_inference.llamacpp import LlamaCppEngine
+from skiff_runtime.jetstream import MAX_MESSAGE_BYTES, dlq_subject, version_consumer
 from skiff_runtime.nats_server import NatsServer
 from skiff_worker.app import create_app
+from skiff_worker.inventory_client import NatsInventory
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
 pytestmark = [pytest.mark.nats, pytest.mark.model]
 
 
+MODEL_ID = model_id_for("flights.extract", "smollm2", "test")
+
+
 @pytest.fixture
 async def flights_worker(
-    nats_server: NatsServer, fresh_layout: Client, engine: object
+    nats_server: NatsServer, fresh_layout: Client, engine: LlamaCppEngine
 ) -> AsyncIterator[Client]:
-    settings = WorkerSettings(domain="flights", nats_url=nats_server.url)
-    extractor = Extractor(engine, "flights", ModelIdentity("smollm2", "test"))  # type: ignore[arg-type]
-    _, broker = create_app(settings, DomainWorker(extractor))
-    await broker.start()
+    settings = WorkerSettings(domain="flights", nats_url=nats_server.url, metrics_port=0)
+    extractor = Extractor(engine, "flights", ModelIdentity("smollm2", "test"))
+    # What the registry does when this model version registers: provision its consumer.
+    js = fresh_layout.jetstream()
+    await js.add_consumer(
+        subjects.tasks_stream("flights"), version_consumer("flights", slug_of(MODEL_ID)).config()
+    )
+    supplier = NatsInventory(fresh_layout)
+    worker = create_app(settings, DomainWorker(extractor, supplier), MODEL_ID)
+    await worker.broker.start()
     yield fresh_layout
-    await broker.stop()
+    await worker.broker.stop()
 
 
 async def next_on(connection: Client, subject: str, timeout: float = 60.0) -> bytes:
@@ -77,9 +89,28 @@ async def test_a_task_is_extracted_grounded_and_replied_on_results(flights_worke
     assert result.call is not None and result.call.tokens_out > 0
 
 
+async def test_a_routed_extraction_is_served_and_its_call_recorded(flights_worker: Client) -> None:
+    command = task("A flight from Boston to Denver on March 3rd.", trip_id="trip-w3")
+    command = command.model_copy(update={"model_id": MODEL_ID})
+    await flights_worker.jetstream().publish(
+        subjects.model_extract("flights", slug_of(MODEL_ID)),
+        command.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": command.message_id},
+    )
+    result = WORKER_RESULT.validate_json(await next_on(flights_worker, subjects.result("flights")))
+    assert isinstance(result, Extracted) and result.trip_id == "trip-w3"
+    record = CallRecord.model_validate_json(
+        await next_on(flights_worker, subjects.calls("flights"))
+    )
+    assert (record.model_id, record.trip_id, record.valid, record.shadow) == (
+        MODEL_ID, "trip-w3", True, False,
+    )  # fmt: skip
+    assert record.tokens_out > 0 and record.output_digest is not None
+
+
 async def test_malformed_json_goes_to_the_dead_letter_queue(flights_worker: Client) -> None:
     await publish(flights_worker, b"{not json", "bad-1")
-    dead = await next_on(flights_worker, dlq_subject(subjects.STREAM_TASKS))
+    dead = await next_on(flights_worker, dlq_subject(subjects.tasks_stream("flights")))
     assert dead == b"{not json"
 
 
@@ -90,8 +121,11 @@ async def test_a_schema_invalid_command_is_answered_failed_and_dead_lettered(
     await publish(flights_worker, json.dumps(bad).encode(), "bad-2")
     result = WORKER_RESULT.validate_json(await next_on(flights_worker, subjects.result("flights")))
     assert isinstance(result, Failed) and result.reason == "malformed_command"
-    assert {p.field for p in result.errors} >= {"text", "domain"}
-    assert json.loads(await next_on(flights_worker, dlq_subject(subjects.STREAM_TASKS))) == bad
+    assert {p.field for p in result.errors} >= {"extract.text", "extract.domain"}
+    assert (
+        json.loads(await next_on(flights_worker, dlq_subject(subjects.tasks_stream("flights"))))
+        == bad
+    )
 
 
 async def test_a_task_for_another_domain_is_refused_not_guessed(flights_worker: Client) -> None:

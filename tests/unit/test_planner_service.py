@@ -34,10 +34,12 @@ from skiff_contracts.messages import (
     TripRequest,
 )
 from skiff_contracts.problems import Problem
+from skiff_contracts.registry import TaskAliases
 from skiff_extraction.router import Route
+from skiff_planner.routing import assign
 from skiff_planner.service import Planner
 from skiff_planner.transitions import EscalationRule, Policy
-from tests.fakes.planner import FixedRouter, MemoryBus, MemorySagaStore
+from tests.fakes.planner import FixedRouter, MemoryBus, MemoryRegistry, MemorySagaStore, card
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(
@@ -78,7 +80,10 @@ class Trip:
     def __init__(self, *domains: Domain, unsupported: tuple[str, ...] = ()) -> None:
         self.store, self.bus, self.clock = MemorySagaStore(), MemoryBus(), Clock()
         router = FixedRouter(Route(tuple(domains), unsupported))
-        self.planner = Planner(self.store, self.bus, router, policy=POLICY, clock=self.clock)
+        self.registry = MemoryRegistry()
+        self.planner = Planner(
+            self.store, self.bus, router, self.registry, policy=POLICY, clock=self.clock
+        )
         self.trip_id = ""
         self.params = PARAMS if "flights" in domains else STANDALONE
 
@@ -490,3 +495,52 @@ async def test_every_transition_is_announced_as_an_event() -> None:
         ("extract", "dispatched"), ("extract", "succeeded"), ("hold", "dispatched"),
         ("hold", "succeeded"), ("confirm", "dispatched"), ("confirm", "succeeded"),
     ]  # fmt: skip
+
+
+async def test_extraction_goes_to_the_champion_and_a_shadow_gets_a_mirror_never_used() -> None:
+    trip = Trip("hotels")
+    champion = card("hotels", status="champion")
+    shadow = card("hotels", version="v2", status="shadow")
+    trip.planner.registry = MemoryRegistry(champion, shadow)
+    await trip.submit()
+    real, mirror = trip.sent(ExtractTask)
+    assert (real.model_id, real.shadow) == (champion.model_id, False)
+    assert (mirror.model_id, mirror.shadow) == (shadow.model_id, True)
+    assert mirror.step != real.step
+    await trip.planner.on_result(
+        Extracted(trip_id=trip.trip_id, step=mirror.step, domain="hotels",
+                  params=HotelsRequest(location="Paris", check_in_date=date(2026, 3, 4)))
+    )  # fmt: skip
+    assert trip.record.state == "extracting"  # the shadow's answer changed nothing
+    await trip.extract_all()
+    (hold,) = trip.sent(HoldTask)
+    assert isinstance(hold.params, HotelsRequest) and hold.params.location == "Denver"
+
+
+async def test_no_champion_sends_the_domain_to_the_llm_tier_as_no_model() -> None:
+    trip = Trip("cars")
+    trip.planner.registry = MemoryRegistry(card("cars", status="candidate"))
+    await trip.submit()
+    assert trip.sent(ExtractTask) == []
+    (resolve,) = trip.sent(ResolveTask)
+    assert (resolve.domain, resolve.reason) == ("cars", "no_model")
+
+
+def test_a_canary_takes_its_share_of_trips_within_tolerance() -> None:
+    champion = card("flights", status="champion")
+    canary = card("flights", version="v2", status="canary", canary_share=0.2)
+    snapshot = MemoryRegistry(champion, canary).snapshot()
+    picks = [assign(snapshot, f"trip-{i}", "flights").model_id for i in range(2000)]
+    share = picks.count(canary.model_id) / len(picks)
+    assert 0.17 < share < 0.23, share
+    assert set(picks) == {champion.model_id, canary.model_id}
+    again = [assign(snapshot, f"trip-{i}", "flights").model_id for i in range(2000)]
+    assert again == picks  # a replayed decision is the same decision
+
+
+def test_a_retired_champion_gets_no_work() -> None:
+    retired = card("flights", status="retired")
+    registry = MemoryRegistry(retired)
+    registry.aliases = {"flights.extract": TaskAliases(task="flights.extract",
+                                                       champion=retired.model_id)}  # fmt: skip
+    assert assign(registry.snapshot(), "trip-1", "flights").model_id is None

@@ -82,6 +82,8 @@ class ExtractTask(Envelope):
     domain: Domain
     text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
     reference_date: date
+    model_id: str | None = Field(default=None, description="the model version routed to")
+    shadow: bool = Field(default=False, description="a mirrored copy whose answer is not used")
 
 
 class HoldTask(Envelope):

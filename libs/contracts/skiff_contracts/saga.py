@@ -58,6 +58,7 @@ class StepRecord(Frozen):
     deadline: datetime | None = None
     retry_at: datetime | None = Field(default=None, description="when to send it again")
     hold_key: str | None = None
+    model_id: str | None = Field(default=None, description="the model version routed to")
     result: WorkerResult | None = None
 
 

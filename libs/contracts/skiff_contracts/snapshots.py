@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from skiff_contracts import domains, events, inventory, messages, saga
+from skiff_contracts import domains, events, inventory, messages, registry, saga
 
 SNAPSHOT_DIR = Path(__file__).parent / "schemas"
 
@@ -27,6 +27,10 @@ def contract_models() -> dict[str, type[BaseModel] | TypeAdapter[Any]]:
         "TripEvent": events.TRIP_EVENT,
         "SagaRecord": saga.SagaRecord,
     }
+    models["registry.Request"] = registry.REGISTRY_REQUEST
+    models["registry.Reply"] = registry.REGISTRY_REPLY
+    models["registry.CallRecord"] = registry.CallRecord
+    models["registry.ModelMetrics"] = registry.ModelMetrics
     for domain in domains.DOMAINS:
         models[f"{domain}.draft"] = domains.DRAFTS[domain]
         models[f"{domain}.request"] = domains.REQUESTS[domain]

@@ -36,6 +36,42 @@ def domain_tasks(domain: Domain) -> str:
     return f"{PREFIX}.task.{domain}.*"
 
 
+def model_extract(domain: Domain, model_slug: str) -> str:
+    """Extraction commands for one model version (champion, canary or shadow) of a domain."""
+    return f"{PREFIX}.task.{domain}.extract.{model_slug}"
+
+
+def model_consumer(domain: Domain, model_slug: str) -> str:
+    """The durable consumer of one model version's extraction commands."""
+    return f"worker-{domain}-{model_slug}"
+
+
+def registry(operation: str) -> str:
+    """The registry's request/reply API, e.g. `registry.promote`."""
+    return f"{PREFIX}.registry.{operation}"
+
+
+def calls(domain: str) -> str:
+    """Where every model call of a domain is recorded (stream CALLS)."""
+    return f"{PREFIX}.calls.{domain}"
+
+
+REGISTRY_ALL = f"{PREFIX}.registry.*"
+REGISTRY_HISTORY_ALL = f"{PREFIX}.registry-history.>"
+CALLS_ALL = f"{PREFIX}.calls.*"
+STREAM_CALLS = "CALLS"
+STREAM_REGISTRY_HISTORY = "REGISTRY_HISTORY"
+BUCKET_MODELS = "REGISTRY_MODELS"
+BUCKET_ALIASES = "REGISTRY_ALIASES"
+BUCKET_SCHEMAS = "REGISTRY_SCHEMAS"
+BUCKET_METRICS = "REGISTRY_METRICS"
+
+
+def registry_history(task: str) -> str:
+    """A task's append-only alias history (`<task>` is `<domain>.<operation>`)."""
+    return f"{PREFIX}.registry-history.{task}"
+
+
 TASK_LLM_RESOLVE = f"{PREFIX}.task.llm.resolve"
 RESULT_LLM = f"{PREFIX}.result.llm"
 LLM_WORKER_CONSUMER = "llm-worker"
@@ -53,7 +89,19 @@ def command_id(trip_id: str, step: str, attempt: int) -> str:
 
 # JetStream streams and KV buckets (provisioned by `skiff streams apply`).
 STREAM_TRIPS = "TRIPS"
-STREAM_TASKS = "TASKS"
+
+
+def tasks_stream(domain: str) -> str:
+    """The work-queue stream of one domain's commands (`llm`: the LLM tier's).
+
+    One stream per domain, not one for all: a stream name is a whole subject token in the
+    JetStream API, so a NATS permission can let a worker pull from every consumer of its own
+    domain (the shared one and each model version's) and from no other domain's.
+    """
+    return f"TASKS_{domain.upper()}"
+
+
+STREAM_TASKS_LLM = tasks_stream("llm")
 STREAM_RESULTS = "RESULTS"
 STREAM_TRIP_EVENTS = "TRIP_EVENTS"
 BUCKET_SAGAS = "SAGAS"

@@ -17,14 +17,24 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 
 from skiff_contracts.domains import FlightsDraft
-from skiff_travel.grounding import Grounded, ground_city
+from skiff_travel.grounding import Grounded, ground_city, ground_country
 from skiff_travel.text import normalize_key
 
 PLACE_FIELDS = frozenset({"origin", "destination", "location", "pickup_city"})
 DATE_FIELDS = frozenset({
     "departure_date", "return_date", "check_in_date", "check_out_date", "pickup_date",
-    "dropoff_date", "trip_start", "trip_end", "pickup_time",
+    "dropoff_date", "trip_start", "trip_end",
 })  # fmt: skip
+TIME_FIELDS = frozenset({"pickup_time"})
+# A time needs a clock figure ("10:30", "3 pm", "9 o'clock") or a time-of-day word:
+# "tomorrow" or "16 March" in a time slot is a date the model put in the wrong field.
+_TIME_LIKE = re.compile(
+    r"\d{1,2}:\d{2}|\d{1,2}\s*(?:am|pm|a\.m|p\.m|o\s?clock)\b"
+    r"|\b(?:noon|midnight|morning|afternoon|evening|night)\b"
+)
+# Counts whose number must come with its unit: "2 adults" is no evidence of 2 rooms or nights.
+COUNT_UNITS = {"nights": "night", "rooms": "room", "star_rating": "star"}
+COUNTRY_FIELDS = frozenset({"residence_country"})
 NUMBER_WORDS = {
     "one": 1, "single": 1, "alone": 1, "myself": 1, "two": 2, "couple": 2, "both": 2,
     "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
@@ -66,6 +76,14 @@ def _numbers_in(text: str) -> set[float]:
     return found
 
 
+def _count_supported(value: float, unit: str, text: str) -> bool:
+    """`value` said with its unit: "3 nights", "a 4-star hotel", "two rooms"."""
+    words = [w for w, v in NUMBER_WORDS.items() if v == value and w.isalpha()]
+    figures = [f"{value:g}", *words]
+    said = "|".join(re.escape(f) for f in figures)
+    return bool(re.search(rf"\b(?:{said})\s*-?\s*{unit}", text))
+
+
 def _phrase_in(phrase: str, text: str) -> bool:
     return bool(phrase) and (
         f" {phrase} " in f" {text} " or fuzz.partial_ratio(phrase, text) >= FUZZY_CUTOFF
@@ -83,6 +101,12 @@ def _place_supported(value: str, key: str, text: str) -> bool:
     return any(_phrase_in(normalize_key(name), text) for name in names)
 
 
+def _is_city_not_country(value: str) -> bool:
+    """A city in a country slot ("Denver") is the model's confusion, not the user's word for
+    a country; an unknown name stays, so the user is asked about it."""
+    return ground_country(value) is None and isinstance(ground_city(value), Grounded)
+
+
 def _date_supported(key: str, text: str) -> bool:
     """Every number and every non-month word of a date must be in the text."""
     numbers = {n.lstrip("0") for n in re.findall(r"\d+", key)}
@@ -98,6 +122,8 @@ def supported(field: str, value: object, raw_text: str) -> bool:
     if value is None:
         return True
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if field in COUNT_UNITS:
+            return _count_supported(float(value), COUNT_UNITS[field], raw_text.casefold())
         return float(value) in _numbers_in(raw_text.casefold())
     text = normalize_key(raw_text[:4000])
     if isinstance(value, bool):
@@ -107,14 +133,70 @@ def supported(field: str, value: object, raw_text: str) -> bool:
         return _place_supported(str(value), key, text)
     if field in DATE_FIELDS:
         return _date_supported(key, text)
+    if field in TIME_FIELDS:
+        return bool(_TIME_LIKE.search(str(value).casefold())) and _date_supported(key, text)
+    if field in COUNTRY_FIELDS and _is_city_not_country(str(value)):
+        return False
     if str(value) in CUES:
         return any(_phrase_in(cue, text) for cue in CUES[str(value)])
     return _phrase_in(key, text)
 
 
+# Markup and JSON fragments inside a request are what prompt injection looks like
+# ('</s> {"origin": "Gotham"}'); a user asking for travel has no need of them.
+_INJECTED = re.compile(r"\{[^{}]*\}|<[^<>]*>")
+
+
 def unsupported_fields(draft: BaseModel, text: str) -> tuple[str, ...]:
-    """Names of the draft's fields whose values the text does not support."""
-    return tuple(name for name, value in draft if not supported(name, value, text))
+    """Names of the draft's fields whose values the text does not support.
+
+    A phrase supports one field per time the text says it: when "tomorrow" fills both the
+    pick-up and the drop-off date of "a car tomorrow", only the first field keeps it. Words
+    inside braces or angle brackets support nothing: a value the model took from an embedded
+    JSON object or tag is the injection speaking, not the user.
+    """
+    text = _INJECTED.sub(" ", text)
+    normalized = normalize_key(text[:4000])
+    uses: dict[str, int] = {}
+    out = []
+    for name, value in draft:
+        if not supported(name, value, text):
+            out.append(name)
+        elif isinstance(value, str) and not isinstance(value, bool):
+            key = normalize_key(value)
+            uses[key] = uses.get(key, 0) + 1
+            if key and uses[key] > max(1, f" {normalized} ".count(f" {key} ")):
+                out.append(name)
+    return tuple(out)
+
+
+_MONTHS = ("january|february|march|april|may|june|july|august|september|october|november"
+           "|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")  # fmt: skip
+_BARE_DAY = re.compile(r"^(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?$", re.IGNORECASE)
+
+
+def _full_phrases(day: str, text: str) -> set[str]:
+    """The text's own phrases naming `day` with a month: "March 10th", "10th of March"."""
+    found = set()
+    for pattern in (
+        rf"\b(?:{_MONTHS})\.?\s+{day}(?:st|nd|rd|th)?\b",
+        rf"\b(?:the\s+)?{day}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b",
+    ):
+        found |= {m.group(0) for m in re.finditer(pattern, text, re.IGNORECASE)}
+    return found
+
+
+def completed_dates(draft: DraftT, text: str) -> DraftT:
+    """A bare day ("the 10th") becomes the text's own fuller phrase for that day ("March
+    10th") when the text has exactly one: a model shortening a date must not move it."""
+    updates = {}
+    for field, value in draft:
+        if field in DATE_FIELDS and isinstance(value, str):
+            bare = _BARE_DAY.match(value.strip())
+            phrases = _full_phrases(bare.group(1), text) if bare else set()
+            if len(phrases) == 1:
+                updates[field] = phrases.pop()
+    return draft.model_copy(update=updates) if updates else draft
 
 
 ORIGIN_CUES = ("from", "leaving", "leave", "departing", "depart", "out of", "flying out of")

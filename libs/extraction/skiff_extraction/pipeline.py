@@ -8,7 +8,7 @@ rules; the model was confident enough. A value that failed any check is never re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,13 @@ from skiff_contracts.domains import DRAFTS, Domain, FlightsDraft
 from skiff_contracts.messages import Extracted, ExtractTask, ModelCall, NeedsEscalation, Tier
 from skiff_contracts.problems import EscalationReason, Problem, validation_problems
 from skiff_extraction.confidence import value_confidence
-from skiff_extraction.evidence import reassigned_roles, unsupported_fields, without
+from skiff_extraction.evidence import (
+    completed_dates,
+    reassigned_roles,
+    unsupported_fields,
+    without,
+)
+from skiff_extraction.pricing import ModelPrice, price
 from skiff_extraction.prompts import PROMPT_VERSION, extraction_messages
 from skiff_extraction.schema import decoding_schema
 from skiff_inference.engine import ChatMessage, Engine, EngineError, Generation
@@ -46,6 +52,7 @@ class Extractor:
     confidence_threshold: float | None = None
     max_tokens: int = MAX_OUTPUT_TOKENS
     prompt_version: str = field(default=PROMPT_VERSION)
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -67,6 +74,9 @@ class Extractor:
             tokens_in=generation.tokens_in,
             tokens_out=generation.tokens_out,
             latency_ms=generation.latency_ms,
+            cost_usd=price(
+                self.identity.name, generation.tokens_in, generation.tokens_out, self.prices
+            ),
         )
 
     def _escalate(
@@ -87,19 +97,38 @@ class Extractor:
             call=call,
         )
 
+    def messages(self, text: str, extra_turns: Sequence[ChatMessage] = ()) -> list[ChatMessage]:
+        """The prompt for `text`: the domain's fixed prefix, `extra_turns`, then the text."""
+        return extraction_messages(self.domain, text, extra_turns)
+
     async def extract(
-        self, task: ExtractTask, extra_turns: Sequence[ChatMessage] = ()
+        self,
+        task: ExtractTask,
+        extra_turns: Sequence[ChatMessage] = (),
+        *,
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> Extracted | NeedsEscalation:
         """Run the model on the task's text and check everything it says."""
         try:
             generation = await self.engine.generate_json(
-                extraction_messages(self.domain, task.text, extra_turns),
+                self.messages(task.text, extra_turns),
                 self.schema,
                 max_tokens=self.max_tokens,
+                temperature=temperature,
+                seed=seed,
             )
         except EngineError as error:
             problem = Problem(code="engine_error", message=str(error))
             return self._escalate(task, "engine_error", (problem,))
+        return self.check(task, generation)
+
+    def check(self, task: ExtractTask, generation: Generation) -> Extracted | NeedsEscalation:
+        """Every check on one generation for `task`: what `extract` does after the model call.
+
+        Public so another tier (the LLM worker) can call the engine its own way (retries,
+        several candidates) and still apply exactly this validation.
+        """
         call = self._call(generation)
         if not isinstance(generation.value, dict):
             problem = Problem(code="invalid_json", message=generation.json_error or "not an object")
@@ -112,7 +141,7 @@ class Extractor:
             )
         attempt = draft.model_dump(mode="json")
         dropped = unsupported_fields(draft, task.text)
-        checked = without(draft, dropped)
+        checked = completed_dates(without(draft, dropped), task.text)
         if isinstance(checked, FlightsDraft):
             checked = reassigned_roles(checked, task.text)
         outcome = ground_draft(checked, task.reference_date)

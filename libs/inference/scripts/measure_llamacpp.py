@@ -79,7 +79,7 @@ async def main(threads: int, reps: int) -> None:
     print(f"# llama.cpp engine measurements (threads={threads}, reps={reps}, ", end="")
     print(f"max_tokens={MAX_TOKENS})\n")
     rss0 = rss_mb()
-    engine = LlamaCppEngine(threads=threads)
+    engine = LlamaCppEngine(threads=threads, decoder="grammar")
     llm: Any = engine._llm
     print(f"model loaded; peak RSS {rss_mb():.0f} MB (was {rss0:.0f} MB)\n")
 
@@ -260,7 +260,7 @@ async def main(threads: int, reps: int) -> None:
     first_after_warm: list[float] = []
     warm_up_ms: list[float] = []
     for _ in range(max(1, reps - 1)):
-        fresh = LlamaCppEngine(threads=threads)
+        fresh = LlamaCppEngine(threads=threads, decoder="grammar")
         first_plain.append(
             (await fresh.generate_json(chat(USERS[0]), SCHEMA, max_tokens=MAX_TOKENS)).latency_ms
         )
@@ -268,7 +268,7 @@ async def main(threads: int, reps: int) -> None:
             (await fresh.generate_json(chat(USERS[0]), SCHEMA, max_tokens=MAX_TOKENS)).latency_ms
         )
         await fresh.aclose()
-        fresh = LlamaCppEngine(threads=threads)
+        fresh = LlamaCppEngine(threads=threads, decoder="grammar")
         started = time.perf_counter()
         await fresh.warm_up(chat("Hi."), SCHEMA)
         warm_up_ms.append((time.perf_counter() - started) * 1000.0)

@@ -25,7 +25,11 @@ class TokenLogprob:
     """One output token: its text as it appears in `Generation.raw`, and its log-probability.
 
     The in-process llama.cpp engine reports the model's own distribution before the
-    grammar mask; HTTP engines report what their server computes.
+    grammar mask; HTTP engines report what their server computes. That holds for tokens the
+    schema forced, too: the fast decoder appends them without sampling, but still reads the
+    model's log-probability of each at its position (from the same batched decode), so a
+    forced token can carry a low value. It says how much the model agreed with the schema
+    there, not how the token was chosen (it was not: it was the only one allowed).
     """
 
     text: str

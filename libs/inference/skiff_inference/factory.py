@@ -20,9 +20,11 @@ EngineKind = Literal["llamacpp", "openai", "sglang"]
 class EngineSettings(BaseModel):
     """How to reach the model: in-process llama.cpp (default, bundled SmolLM2) or a server.
 
-    `model_path`, `threads` and `n_ctx` are for llamacpp; `url`, `api_key`,
-    `response_format` and `timeout_s` for the HTTP engines; `model` is required for the
-    HTTP engines and, for llamacpp, overrides the reported model id.
+    `model_path`, `threads`, `n_ctx` and `decoder` are for llamacpp; `decoder="grammar"`
+    (`SKIFF_ENGINE__DECODER=grammar`) falls back from the fast llguidance decoder to
+    llama-cpp-python's GBNF sampler. `url`, `api_key`, `response_format` and `timeout_s` are
+    for the HTTP engines; `model` is required for the HTTP engines and, for llamacpp,
+    overrides the reported model id.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +36,7 @@ class EngineSettings(BaseModel):
     api_key: SecretStr | None = None
     threads: int = Field(default=1, ge=1)
     n_ctx: int = Field(default=2048, ge=256)
+    decoder: Literal["fast", "grammar"] = "fast"
     response_format: Literal["json_schema", "json_object"] = "json_schema"
     timeout_s: float = Field(default=60.0, gt=0)
 
@@ -56,6 +59,7 @@ def build_engine(settings: EngineSettings) -> Engine:
             threads=settings.threads,
             n_ctx=settings.n_ctx,
             model_id=settings.model,
+            decoder=settings.decoder,
         )
     missing = _missing_for_http(settings)
     if missing or settings.url is None or settings.model is None:

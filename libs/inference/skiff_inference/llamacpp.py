@@ -4,63 +4,58 @@ One `Llama` per engine. Calls are serialized (an asyncio lock for fairness, a th
 lock because a cancelled caller's worker thread keeps running) and run in a worker
 thread so the event loop stays responsive.
 
-Performance choices, each measured (libs/inference/README.md, scripts/measure_llamacpp.py):
+Performance choices, each measured (libs/inference/README.md, scripts/measure_llamacpp.py,
+bench/decoding.py):
 
-* The JSON-schema grammar is converted to GBNF once per distinct schema and cached
-  (`response_format={"type": "json_object", "schema": ...}` converts it on every call).
-  Measured, this saves only ~0.5 ms a call: llama.cpp re-parses the GBNF for every call
-  either way (~1.5 ms), and the real cost is the grammar sampler, ~17 ms per token here,
-  because llama-cpp-python applies it to the whole vocabulary at every step.
+* The schema is compiled once per distinct schema and cached (a GBNF grammar, or an
+  llguidance matcher that each call copies).
 * Per-token log-probabilities come from the last-token logits, read while decoding.
   llama-cpp-python's own `logprobs` needs `logits_all=True`, which computes and copies
   the full vocabulary's logits for every prompt token and holds an n_ctx x n_vocab float
   array (400 MB for SmolLM2 at n_ctx=2048).
-* The prompt is rendered the same way on every call and the model state is never reset,
-  so llama-cpp-python's longest-common-prefix reuse keeps the system prompt's KV cache
-  between calls. Interleaving different system prompts on one engine throws it away.
+* The prompt is rendered the same way on every call and the KV cache is kept between
+  calls, so only the part after the longest common token prefix (the system prompt and
+  examples) is evaluated. Interleaving different system prompts on one engine throws it away.
 * No repeat penalty (llama-cpp-python's chat default is 1.1): extraction copies spans
   from the prompt, which a repeat penalty punishes.
 
-The decoding step sits behind `_decode` and `_build_constraint`, the seam where a faster
-constrained decoder (llguidance token masks, forced-token fast-forward on the low-level
-API) will plug in as another `decoder` value.
+Two decoders sit behind `_decode`, chosen per engine with `decoder=`:
+
+* `"fast"` (the default, `guided_decoder.py`): llguidance token masks on llama.cpp's
+  low-level API, with the tokens the schema forces appended without sampling and evaluated
+  in one batch with the next step; its `KvSession` keeps the common token prefix.
+* `"grammar"` (`gbnf_decoder.py`): llama-cpp-python's sampler chain with a GBNF grammar,
+  the fallback. At temperature 0 the fast decoder with `batch_forced_tokens=False`
+  reproduces it exactly; batched, outputs part only at near-ties, where llama.cpp's batch
+  rounding tips the choice (tests/integration/test_fast_decoder.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import llama_cpp
-import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-from llama_cpp.llama_grammar import LlamaGrammar
 
 from skiff_inference.chat_template import render_chatml
+from skiff_inference.decoding import ConstrainedDecoder, Decoded, DecoderName
 from skiff_inference.engine import ChatMessage, EngineError, Generation, TokenLogprob
+from skiff_inference.gbnf_decoder import GbnfDecoder
+from skiff_inference.guided_decoder import GuidedDecoder
 from skiff_inference.llama_loading import without_extra_buffer_types
 from skiff_inference.model_files import ModelFileError, bundled_model_path
 from skiff_inference.output import parse_json_output, texts_from_pieces
 
-Decoder = Literal["grammar"]
+Decoder = DecoderName
 
 # Enough to run the grammar sampler and to leave the system prompt in the KV cache.
 _WARM_UP_TOKENS = 2
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    token_ids: list[int]
-    logprobs: list[float]
-    hit_token_limit: bool
 
 
 def _load(path: Path, *, threads: int, n_ctx: int, seed: int) -> llama_cpp.Llama:
@@ -92,11 +87,19 @@ class LlamaCppEngine:
         n_ctx: int = 2048,
         seed: int = 0,
         model_id: str | None = None,
-        decoder: Decoder = "grammar",
+        decoder: Decoder = "fast",
+        batch_forced_tokens: bool = True,
     ) -> None:
-        """Load the model (about 0.3 s for SmolLM2-135M); `None` means the bundled SmolLM2."""
-        if decoder != "grammar":
-            raise ValueError(f"unknown decoder {decoder!r}; only 'grammar' exists so far")
+        """Load the model (about 0.3 s for SmolLM2-135M); `None` means the bundled SmolLM2.
+
+        `decoder="fast"` (llguidance masks, forced-token fast-forward) is the default;
+        `decoder="grammar"` is llama-cpp-python's GBNF sampler, kept as a fallback.
+        `batch_forced_tokens=False` makes the fast decoder feed forced tokens one decode
+        each: slower, but its logits are then bit-identical to the GBNF decoder's (see
+        `GuidedDecoder`).
+        """
+        if decoder not in ("fast", "grammar"):
+            raise ValueError(f"unknown decoder {decoder!r}; use 'fast' or 'grammar'")
         path = model_path if model_path is not None else bundled_model_path()
         if not path.is_file():
             raise ModelFileError(f"no model file at {path}")
@@ -106,7 +109,14 @@ class LlamaCppEngine:
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._n_vocab = int(self._llm.n_vocab())
         self._render = self._chat_renderer()
-        self._constraints: dict[str, LlamaGrammar] = {}
+        self.decoder: Decoder = decoder
+        self._decoder: ConstrainedDecoder = (
+            GuidedDecoder(self._llm, batch_forced=batch_forced_tokens)
+            if decoder == "fast"
+            else GbnfDecoder(self._llm)
+        )
+        self._constraints: dict[str, object] = {}
+        self._last_decoded: Decoded | None = None
         self._lock = asyncio.Lock()
         self._thread_lock = threading.Lock()
         self._closed = False
@@ -115,6 +125,16 @@ class LlamaCppEngine:
     def grammars_built(self) -> int:
         """How many distinct schemas have been compiled; the cache never evicts."""
         return len(self._constraints)
+
+    @property
+    def last_decoded(self) -> Decoded | None:
+        """The decoder's report on the last call: forced tokens, prompt tokens evaluated, TTFT."""
+        return self._last_decoded
+
+    async def forget_prefix(self) -> None:
+        """Empty the KV cache, so the next call evaluates its whole prompt (for measurements)."""
+        async with self._lock:
+            await asyncio.to_thread(self._forget_blocking)
 
     async def generate_json(
         self,
@@ -201,15 +221,21 @@ class LlamaCppEngine:
                 json_error=json_error,
             )
 
+    def _forget_blocking(self) -> None:
+        with self._thread_lock:
+            if not self._closed:
+                self._decoder.forget_prefix()
+
     def _close_blocking(self) -> None:
         with self._thread_lock:
             if not self._closed:
                 self._closed = True
+                self._decoder.close()
                 self._llm.close()
 
     # --- the decoder seam --------------------------------------------------------------------
 
-    def _constraint_for(self, schema: Mapping[str, Any]) -> LlamaGrammar:
+    def _constraint_for(self, schema: Mapping[str, Any]) -> object:
         # Key order is kept (no sort_keys): it fixes the order the grammar emits properties in.
         key = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
         constraint = self._constraints.get(key)
@@ -218,58 +244,28 @@ class LlamaCppEngine:
             self._constraints[key] = constraint
         return constraint
 
-    def _build_constraint(self, schema_json: str) -> LlamaGrammar:
-        try:
-            grammar = LlamaGrammar.from_json_schema(schema_json, verbose=False)
-        except Exception as exc:  # the converter raises bare Exceptions for unsupported schemas
-            raise EngineError(
-                f"schema cannot be turned into a grammar: {exc}", transient=False
-            ) from exc
-        # Parse it once in llama.cpp now: a grammar it rejects would otherwise reach the
-        # sampler chain as a NULL sampler on every call.
-        sampler = llama_cpp.llama_sampler_init_grammar(
-            self._vocab, grammar._grammar.encode("utf-8"), b"root"
-        )
-        if not sampler:
-            raise EngineError(
-                "llama.cpp rejected the grammar built from the schema", transient=False
-            )
-        llama_cpp.llama_sampler_free(sampler)
-        return grammar
+    def _build_constraint(self, schema_json: str) -> object:
+        return self._decoder.compile(schema_json)
 
     def _decode(
         self,
         prompt: list[int],
-        constraint: LlamaGrammar,
+        constraint: object,
         *,
         max_tokens: int,
         temperature: float,
         seed: int | None,
-    ) -> _Decoded:
+    ) -> Decoded:
         """Sample up to `max_tokens` under `constraint`; stop at end-of-generation."""
-        self._llm.set_seed(self._seed if seed is None else seed)
-        token_ids: list[int] = []
-        logprobs: list[float] = []
-        tokens = self._llm.generate(
-            prompt, temp=temperature, repeat_penalty=1.0, grammar=constraint
+        decoded = self._decoder.decode(
+            prompt,
+            constraint,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=self._seed if seed is None else seed,
         )
-        with contextlib.closing(tokens):
-            for token in tokens:
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    return _Decoded(token_ids, logprobs, hit_token_limit=False)
-                token_ids.append(token)
-                logprobs.append(self._logprob_of(token))
-                if len(token_ids) >= max_tokens:
-                    return _Decoded(token_ids, logprobs, hit_token_limit=True)
-        return _Decoded(token_ids, logprobs, hit_token_limit=False)
-
-    def _logprob_of(self, token: int) -> float:
-        # Right after sampling, the context still holds the logits the token was drawn
-        # from (the next decode has not run yet): log-softmax them at `token`.
-        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
-        peak = float(logits.max())
-        return float(logits[token]) - peak - math.log(float(np.exp(logits - peak).sum()))
+        self._last_decoded = decoded
+        return decoded
 
     def _chat_renderer(self) -> Callable[[Sequence[ChatMessage]], str]:
         template = self._llm.metadata.get("tokenizer.chat_template")

@@ -30,6 +30,7 @@ import httpx
 from skiff_inference.engine import ChatMessage, Generation, TokenLogprob
 from skiff_inference.http_transport import bad_shape, make_client, request_json
 from skiff_inference.output import align_token_texts, parse_json_output, texts_from_pieces
+from skiff_inference.traced import propagate_trace_context
 
 ResponseFormat = Literal["json_schema", "json_object"]
 
@@ -61,7 +62,9 @@ class OpenAICompatEngine:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.model = model
         self._response_format = response_format
-        self._client = make_client(root, timeout_s=timeout_s, headers=headers, transport=transport)
+        self._client = propagate_trace_context(
+            make_client(root, timeout_s=timeout_s, headers=headers, transport=transport)
+        )
 
     async def generate_json(
         self,

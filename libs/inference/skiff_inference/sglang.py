@@ -40,6 +40,7 @@ from skiff_inference.chat_template import render_chatml
 from skiff_inference.engine import ChatMessage, EngineError, Generation, TokenLogprob
 from skiff_inference.http_transport import bad_shape, make_client, request_json
 from skiff_inference.output import align_token_texts, parse_json_output
+from skiff_inference.traced import propagate_trace_context
 
 ChatTemplate = Literal["chatml"]
 
@@ -68,7 +69,9 @@ class SGLangEngine:
             raise ValueError(f"unknown chat template {chat_template!r}")
         self.model = model
         self._render = _TEMPLATES[chat_template]
-        self._client = make_client(base_url, timeout_s=timeout_s, transport=transport)
+        self._client = propagate_trace_context(
+            make_client(base_url, timeout_s=timeout_s, transport=transport)
+        )
 
     async def generate_json(
         self,

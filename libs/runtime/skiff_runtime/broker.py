@@ -10,8 +10,10 @@ from faststream.nats import NatsBroker
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from nats.aio.client import Client
 
+from skiff_runtime.metrics import process_metrics
 from skiff_runtime.permissions import inbox_prefix
 from skiff_runtime.settings import ServiceSettings
+from skiff_runtime.telemetry import telemetry_middlewares
 
 
 def security_for(settings: ServiceSettings) -> NatsSecurity | None:
@@ -47,6 +49,8 @@ def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
         connect_timeout=5,
         # Per-message "received/processed" lines go to debug; errors still surface.
         logger=logging.getLogger(f"skiff.{service}.faststream"),
+        # W3C trace context in and out of every message; Prometheus counters per subject.
+        middlewares=(*telemetry_middlewares(), process_metrics().faststream_middleware(service)),
         log_level=logging.DEBUG,
         graceful_timeout=30.0,
     )

@@ -3,6 +3,9 @@
 JetStream redelivers a plain NAK at once and keeps the server's max-deliveries advisory
 nowhere, so retries are paced with `nak(delay=…)` and a message that used its last delivery
 (or can never succeed) is copied to the `DLQ` stream with the reason, then terminated.
+Every settled delivery is counted in `skiff_messages_total{subject,status}`, and a failed
+one is recorded on the current (FastStream consumer) span, which would otherwise end OK
+because the error never leaves the handler.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from faststream.nats import NatsBroker
 from faststream.nats.message import NatsMessage
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from skiff_runtime.jetstream import STREAM_DLQ, ConsumerSpec, dlq_subject
+from skiff_runtime.metrics import Metrics, process_metrics
 from skiff_runtime.publishing import MSG_ID_HEADER
 
 log = structlog.get_logger()
@@ -91,25 +97,47 @@ async def max_deliver(broker: NatsBroker, spec: ConsumerSpec) -> int:
     return _server_max_deliver[key]
 
 
+def _record_failure(error: Exception, outcome: str) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{outcome}: {type(error).__name__}"))
+        span.set_attribute("skiff.delivery.outcome", outcome)
+
+
 async def settle(
     broker: NatsBroker,
     message: NatsMessage,
     spec: ConsumerSpec,
     work: Callable[[], Awaitable[None]],
+    *,
+    metrics: Metrics | None = None,
 ) -> None:
-    """Run `work` for one delivery and settle the message according to how it ended."""
+    """Run `work` for one delivery and settle the message according to how it ended.
+
+    The outcome is counted in `metrics` (default: `process_metrics()`).
+    """
+    counted = metrics if metrics is not None else process_metrics()
+    subject = message.raw_message.subject
     try:
         async with heartbeat(message):
             await work()
     except PoisonMessage as error:
+        _record_failure(error, "poison")
         await dead_letter(broker, message, spec, f"poison: {error}")
+        counted.message(subject, "poison")
         return
     except Exception as error:
         delivered = deliveries(message)
         if delivered >= await max_deliver(broker, spec):
+            _record_failure(error, "dead_lettered")
             await dead_letter(broker, message, spec, f"failed {delivered} times: {error!r}")
+            counted.message(subject, "dead_lettered")
         else:
+            _record_failure(error, "nacked")
             log.warning("retrying", error=repr(error), delivered=delivered)
             await message.nack(delay=retry_delay(delivered))
+            counted.message(subject, "nacked")
         return
     await message.ack()
+    counted.message(subject, "acked")

@@ -25,7 +25,7 @@ from nats.js.api import (
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from skiff_contracts import subjects
-from skiff_contracts.domains import DOMAINS
+from skiff_contracts.domains import DOMAINS, Domain
 
 MiB = 1024 * 1024
 DAY = 24 * 3600.0
@@ -96,7 +96,7 @@ STREAM_DLQ = "DLQ"
 
 WORKER_CONSUMERS = {
     domain: ConsumerSpec(
-        stream=subjects.STREAM_TASKS,
+        stream=subjects.tasks_stream(domain),
         durable=subjects.worker_consumer(domain),
         filter_subject=subjects.domain_tasks(domain),
         description=f"{domain} workers (one queue of commands shared by all replicas)",
@@ -104,7 +104,7 @@ WORKER_CONSUMERS = {
     for domain in DOMAINS
 }
 LLM_WORKER = ConsumerSpec(
-    stream=subjects.STREAM_TASKS,
+    stream=subjects.STREAM_TASKS_LLM,
     durable=subjects.LLM_WORKER_CONSUMER,
     filter_subject=f"{subjects.PREFIX}.task.llm.*",
     ack_wait_s=60.0,
@@ -126,18 +126,57 @@ PLANNER_INPUT = ConsumerSpec(
     description="planner: users' answers and cancellations",
 )
 
+REGISTRY_CALLS = ConsumerSpec(
+    stream=subjects.STREAM_CALLS,
+    durable="registry-metrics",
+    filter_subject=subjects.CALLS_ALL,
+    ack_wait_s=60.0,
+    max_deliver=10,
+    max_ack_pending=1024,  # the registry takes call records in batches of a few hundred
+    description="registry: live metrics from every model call",
+)
+REGISTRY_BUCKETS = (
+    # Cards and aliases keep a few revisions, so a bad write can be read back and undone.
+    KeyValueConfig(bucket=subjects.BUCKET_MODELS, history=5, storage=StorageType.FILE),
+    KeyValueConfig(bucket=subjects.BUCKET_ALIASES, history=10, storage=StorageType.FILE),
+    KeyValueConfig(bucket=subjects.BUCKET_SCHEMAS, history=1, storage=StorageType.FILE),
+    KeyValueConfig(bucket=subjects.BUCKET_METRICS, history=1, storage=StorageType.FILE),
+)
+
 LAYOUT = Layout(
     streams=(
         StreamSpec(subjects.STREAM_TRIPS, (subjects.TRIP_INPUT_ALL,)),
-        StreamSpec(
-            subjects.STREAM_TASKS, (subjects.TASKS_ALL,), retention=RetentionPolicy.WORK_QUEUE
+        *(
+            StreamSpec(
+                subjects.tasks_stream(owner),
+                (f"{subjects.PREFIX}.task.{owner}.>",),
+                retention=RetentionPolicy.WORK_QUEUE,
+            )
+            for owner in (*DOMAINS, "llm")
         ),
         StreamSpec(subjects.STREAM_RESULTS, (subjects.RESULTS_ALL,)),
         StreamSpec(subjects.STREAM_TRIP_EVENTS, (subjects.TRIP_EVENTS_ALL,)),
         StreamSpec(STREAM_DLQ, (f"{subjects.PREFIX}.dlq.>",), max_age_s=30 * DAY),
+        StreamSpec(subjects.STREAM_CALLS, (subjects.CALLS_ALL,)),
+        # The alias history is the governance record: kept without an age limit.
+        StreamSpec(
+            subjects.STREAM_REGISTRY_HISTORY,
+            (subjects.REGISTRY_HISTORY_ALL,),
+            max_age_s=0.0,
+            max_bytes=256 * MiB,
+        ),
     ),
-    consumers=(*WORKER_CONSUMERS.values(), LLM_WORKER, PLANNER_RESULTS, PLANNER_INPUT),
-    buckets=(KeyValueConfig(bucket=subjects.BUCKET_SAGAS, history=5, storage=StorageType.FILE),),
+    consumers=(
+        *WORKER_CONSUMERS.values(),
+        LLM_WORKER,
+        PLANNER_RESULTS,
+        PLANNER_INPUT,
+        REGISTRY_CALLS,
+    ),
+    buckets=(
+        KeyValueConfig(bucket=subjects.BUCKET_SAGAS, history=5, storage=StorageType.FILE),
+        *REGISTRY_BUCKETS,
+    ),
 )
 
 
@@ -182,3 +221,14 @@ async def wait_until_consuming(
             idle = [c.durable for c, n in zip(specs, waiting, strict=True) if not n]
             raise TimeoutError(f"not consuming after {timeout_s:.0f}s: {', '.join(idle)}")
         await asyncio.sleep(0.2)
+
+
+def version_consumer(domain: Domain, model_slug: str) -> ConsumerSpec:
+    """The durable consumer of one model version's extractions (the registry provisions it
+    when the version registers)."""
+    return ConsumerSpec(
+        stream=subjects.tasks_stream(domain),
+        durable=subjects.model_consumer(domain, model_slug),
+        filter_subject=subjects.model_extract(domain, model_slug),
+        description=f"{domain} extractions for model {model_slug}",
+    )

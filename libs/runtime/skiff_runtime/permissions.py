@@ -42,7 +42,14 @@ from nats.js.api import DEFAULT_PREFIX as JS_API
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.inventory import INVENTORY_OPERATIONS
-from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS, WORKER_CONSUMERS, dlq_subject
+from skiff_runtime.jetstream import (
+    LLM_WORKER,
+    PLANNER_INPUT,
+    PLANNER_RESULTS,
+    REGISTRY_CALLS,
+    WORKER_CONSUMERS,
+    dlq_subject,
+)
 
 INBOX = "_INBOX"  # nats-py's default inbox prefix
 JS_ACK = "$JS.ACK"
@@ -87,6 +94,21 @@ def pull(stream: str, durable: str) -> Grant:
                 js_api("CONSUMER", "INFO", stream, durable),
                 js_api("CONSUMER", "MSG", "NEXT", stream, durable),
                 f"{JS_ACK}.{stream}.{durable}.>",
+            }
+        ),
+        replies=True,
+    )
+
+
+def pull_any(stream: str) -> Grant:
+    """Fetch from every durable consumer of one stream (a domain's shared consumer and each of
+    its model versions'), settle their messages; nothing on any other stream."""
+    return Grant(
+        publish=frozenset(
+            {
+                js_api("CONSUMER", "INFO", stream, "*"),
+                js_api("CONSUMER", "MSG", "NEXT", stream, "*"),
+                f"{JS_ACK}.{stream}.>",
             }
         ),
         replies=True,
@@ -186,16 +208,26 @@ def inbox_prefix(name: str) -> str:
 
 def worker(domain: Domain) -> Identity:
     """One domain worker's identity: its own commands, results and supplier domain only."""
-    consumer = WORKER_CONSUMERS[domain]
+    stream = subjects.tasks_stream(domain)
     return Identity(
         f"worker-{domain}",
-        f"pulls only `{consumer.filter_subject}` from its own durable; publishes only its own "
-        "results and dead letters; asks the inventory about its own domain",
-        pull(consumer.stream, consumer.durable)
-        | publish_durably(subjects.result(domain), dlq_subject(consumer.stream))
-        | request(*(subjects.inventory(domain, op) for op in INVENTORY_OPERATIONS)),
+        f"pulls only from `{stream}` (its domain's shared consumer and its model versions'); "
+        "publishes only its own results, call records and dead letters; asks the inventory "
+        "about its own domain; registers and heartbeats its model version",
+        pull_any(stream)
+        | publish_durably(subjects.result(domain), subjects.calls(domain), dlq_subject(stream))
+        | request(*(subjects.inventory(domain, op) for op in INVENTORY_OPERATIONS))
+        | request(subjects.registry("register_model"), subjects.registry("heartbeat")),
     )
 
+
+LLM_WORKER_IDENTITY = Identity(
+    "llm-worker",
+    f"the LLM tier: pulls only `{LLM_WORKER.filter_subject}` from its own durable (no domain "
+    "worker's commands); publishes only `result.llm` and dead letters",
+    pull(LLM_WORKER.stream, LLM_WORKER.durable)
+    | publish_durably(subjects.RESULT_LLM, dlq_subject(LLM_WORKER.stream)),
+)
 
 PLANNER = Identity(
     "planner",
@@ -212,7 +244,51 @@ PLANNER = Identity(
     )
     | kv_read(subjects.BUCKET_SAGAS)
     | kv_write(subjects.BUCKET_SAGAS)
-    | kv_keys(subjects.BUCKET_SAGAS),
+    | kv_keys(subjects.BUCKET_SAGAS)
+    | kv_read(subjects.BUCKET_MODELS)
+    | kv_keys(subjects.BUCKET_MODELS)
+    | kv_read(subjects.BUCKET_ALIASES)
+    | kv_keys(subjects.BUCKET_ALIASES),
+)
+
+
+def _registry_grant() -> Grant:
+    grant = (
+        serve(subjects.REGISTRY_ALL, queue="registry")
+        | pull(REGISTRY_CALLS.stream, REGISTRY_CALLS.durable)
+        | publish_durably(subjects.REGISTRY_HISTORY_ALL, dlq_subject(REGISTRY_CALLS.stream))
+        | Grant(
+            publish=frozenset(
+                {js_api("STREAM", "MSG", "GET", subjects.STREAM_REGISTRY_HISTORY)}
+                | {  # provisioning model versions' consumers, with their filter only
+                    js_api(
+                        "CONSUMER",
+                        "CREATE",
+                        subjects.tasks_stream(d),
+                        "*",
+                        subjects.model_extract(d, "*"),
+                    )
+                    for d in DOMAINS
+                }
+                | {  # reading the shared consumer's timers, which versions' consumers copy
+                    js_api("CONSUMER", "INFO", c.stream, c.durable)
+                    for c in WORKER_CONSUMERS.values()
+                }
+            ),
+            replies=True,
+        )
+    )
+    for bucket in (subjects.BUCKET_MODELS, subjects.BUCKET_ALIASES, subjects.BUCKET_SCHEMAS,
+                   subjects.BUCKET_METRICS):  # fmt: skip
+        grant = grant | kv_read(bucket) | kv_write(bucket) | kv_keys(bucket)
+    return grant
+
+
+REGISTRY = Identity(
+    "registry",
+    "answers the registry API; owns cards, aliases, schemas, metrics and the alias history; "
+    "pulls call records; provisions model versions' consumers",
+    _registry_grant(),
 )
 
 INVENTORY = Identity(
@@ -236,10 +312,14 @@ CLIENT = Identity(
 
 CLI = Identity(
     "cli",
-    "the `skiff` CLI: a client, plus `skiff extract` over NATS (extract commands, follows results)",
+    "the `skiff` CLI: a client, plus `skiff extract` over NATS (extract and resolve commands, "
+    "follows results) and `skiff registry` (the registry API)",
     CLIENT_GRANT
-    | publish_durably(*(subjects.task(domain, "extract") for domain in DOMAINS))
-    | follow(subjects.STREAM_RESULTS),
+    | publish_durably(
+        *(subjects.task(domain, "extract") for domain in DOMAINS), subjects.TASK_LLM_RESOLVE
+    )
+    | follow(subjects.STREAM_RESULTS)
+    | request(subjects.REGISTRY_ALL),
 )
 
 ADMIN = Identity(
@@ -251,7 +331,9 @@ ADMIN = Identity(
 IDENTITIES: tuple[Identity, ...] = (
     PLANNER,
     *(worker(domain) for domain in DOMAINS),
+    LLM_WORKER_IDENTITY,
     INVENTORY,
+    REGISTRY,
     CLIENT,
     CLI,
     ADMIN,

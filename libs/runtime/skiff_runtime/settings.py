@@ -1,7 +1,8 @@
 """The settings base every service extends: one `BaseSettings`, prefix `SKIFF_`.
 
 Shared names (`SKIFF_NATS_URL`, `SKIFF_LOG_FORMAT`) mean the same in every service;
-nested settings use `__` (`SKIFF_ENGINE__THREADS=2`).
+nested settings use `__` (`SKIFF_ENGINE__THREADS=2`). Trace export is not configured here
+but by the standard `OTEL_*` variables (see `skiff_runtime.telemetry`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,3 +27,8 @@ class ServiceSettings(BaseSettings):
     nats_password: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # /metrics, /healthz and /readyz (skiff_runtime.health); 0 turns the endpoint off.
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    # Prompt and completion text on model spans: off by default (it is user data).
+    trace_content: bool = False

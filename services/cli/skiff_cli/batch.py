@@ -1,8 +1,15 @@
 """`skiff extract`: batch extraction from JSONL, in-process (`--local`) or through the workers.
 
 Input lines need `id` and `text` (other fields are ignored). One output line per input and
-domain: `id`, `domain`, `status` (extracted / needs_escalation / error), `params`, `reason`,
-`model`, `latency_ms`, `tokens_in`, `tokens_out`.
+domain: `id`, `domain`, `status` (extracted / needs_escalation / clarify / declined / error),
+`handled_by` (slm / llm: the last tier that worked on the line), `params`, `reason` (why the
+SLM escalated, also when the LLM tier then resolved it), `confidence`, `cost` (US dollars,
+both tiers), `model`, `latency_ms`, `tokens_in`, `tokens_out`; `question` for `clarify`,
+`llm_reason` when the LLM tier could not resolve it either.
+
+`--tiers slm+llm` sends what the SLM escalates to the LLM tier: over NATS to the running
+`llm-worker`, or with `--local` in this process on the engine `SKIFF_LLM__*` configures (when
+`SKIFF_LLM__URL` is unset, a stand-in LLM server is started for the run and stopped after).
 """
 
 from __future__ import annotations
@@ -10,29 +17,59 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import Field
 
+from skiff_cli.stack import connect
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.messages import (
     WORKER_RESULT,
+    Clarify,
+    Declined,
     Extracted,
     ExtractTask,
     Failed,
+    ModelCall,
     NeedsEscalation,
+    ResolveTask,
+    WorkerReply,
+)
+from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION, threshold_for
+from skiff_extraction.examples import ExampleBank
+from skiff_extraction.llm_tier import (
+    STANDIN_VERSION,
+    LlmEngineSettings,
+    ResolverSettings,
+    build_llm_engine,
 )
 from skiff_extraction.pipeline import Extractor, ModelIdentity
+from skiff_extraction.pricing import DEFAULT_PRICES, ModelPrice
+from skiff_extraction.resolver import Resolver
 from skiff_extraction.router import Router, load_router
 from skiff_inference.factory import EngineSettings, build_engine
+from skiff_runtime.settings import ServiceSettings
 
 DomainChoice = Literal["flights", "hotels", "cars", "insurance", "auto"]
+Tiers = Literal["slm", "slm+llm"]
+Reply = Extracted | NeedsEscalation | Clarify | Declined | Failed
+
+
+class BatchSettings(ServiceSettings):
+    """What `skiff extract` reads from the environment: the LLM tier and the price table."""
+
+    llm: LlmEngineSettings | None = Field(
+        default=None, description="None (no SKIFF_LLM__*): `--local` starts the stand-in"
+    )
+    llm_version: str = STANDIN_VERSION
+    resolver: ResolverSettings = ResolverSettings()
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
 
 
 @dataclass(frozen=True)
@@ -56,29 +93,51 @@ def read_lines(path: Path) -> Iterator[InputLine | dict[str, Any]]:
 
 def error_row(line_id: str, domain: Domain | None, reason: str) -> dict[str, Any]:
     return {
-        "id": line_id, "domain": domain, "status": "error", "params": None, "reason": reason,
-        "model": None, "latency_ms": None, "tokens_in": None, "tokens_out": None,
+        "id": line_id, "domain": domain, "status": "error", "handled_by": None, "params": None,
+        "reason": reason, "confidence": None, "cost": None, "model": None, "latency_ms": None,
+        "tokens_in": None, "tokens_out": None,
     }  # fmt: skip
 
 
-def result_row(line_id: str, result: Extracted | NeedsEscalation | Failed) -> dict[str, Any]:
+STATUS = {
+    "extracted": "extracted",
+    "needs_escalation": "needs_escalation",
+    "clarify": "clarify",
+    "declined": "declined",
+}
+
+
+def result_row(
+    line_id: str, result: Reply, escalated: NeedsEscalation | None = None
+) -> dict[str, Any]:
+    """One output line: `result` is the final reply; `escalated` the SLM's, when it escalated."""
     call = getattr(result, "call", None)
+    first = escalated.call if escalated is not None else None
+    calls: list[ModelCall] = [c for c in (first, call) if c is not None]
+    own_reason = None if isinstance(result, Extracted) else getattr(result, "reason", None)
     row: dict[str, Any] = {
         "id": line_id,
         "domain": result.domain,
-        "status": {"extracted": "extracted", "needs_escalation": "needs_escalation"}.get(
-            result.kind, "error"
-        ),
+        "status": STATUS.get(result.kind, "error"),
+        "handled_by": "llm" if escalated is not None else "slm",
         "params": None,
-        "reason": None if isinstance(result, Extracted) else result.reason,
+        "reason": escalated.reason if escalated is not None else own_reason,
+        "confidence": None,
+        "cost": round(sum(c.cost_usd for c in calls), 8) if calls else None,
         "model": f"{call.model}@{call.version}" if call else None,
-        "latency_ms": round(call.latency_ms, 1) if call else None,
-        "tokens_in": call.tokens_in if call else None,
-        "tokens_out": call.tokens_out if call else None,
+        "latency_ms": round(sum(c.latency_ms for c in calls), 1) if calls else None,
+        "tokens_in": sum(c.tokens_in for c in calls) if calls else None,
+        "tokens_out": sum(c.tokens_out for c in calls) if calls else None,
     }
+    if escalated is not None:
+        row["llm_calls"] = call.calls if call else 0
+        if not isinstance(result, Extracted):
+            row["llm_reason"] = own_reason
     if isinstance(result, Extracted):
         row["params"] = result.params.model_dump(mode="json", exclude={"domain"})
         row["confidence"] = result.confidence
+    elif isinstance(result, Clarify):
+        row["question"] = result.question
     elif isinstance(result, NeedsEscalation):
         row["attempt"] = result.attempt
         row["errors"] = [p.model_dump(exclude_none=True) for p in result.errors]
@@ -110,13 +169,58 @@ def task_for(batch: str, index: int, line: InputLine, domain: Domain, ref: date)
     )
 
 
+def resolve_task_for(task: ExtractTask, failed: NeedsEscalation) -> ResolveTask:
+    """The escalation of one line, as the planner would send it (no other steps are known)."""
+    step = f"{task.domain}.resolve"
+    return ResolveTask(
+        message_id=subjects.command_id(task.trip_id, step, 1),
+        trip_id=task.trip_id, step=step, domain=task.domain, text=task.text,
+        reference_date=task.reference_date, reason=failed.reason, attempt=failed.attempt,
+        errors=failed.errors,
+    )  # fmt: skip
+
+
+def local_resolver(settings: BatchSettings, url: str | None) -> Resolver:
+    """The LLM tier in this process, on the configured engine (or the stand-in at `url`)."""
+    engine_settings = settings.llm or LlmEngineSettings()
+    if url is not None:
+        engine_settings = engine_settings.model_copy(update={"url": url})
+    engine = build_llm_engine(engine_settings)
+    model = engine_settings.model or engine.model
+    return Resolver(
+        engine=engine,
+        identity=ModelIdentity(name=model, version=settings.llm_version, tier="llm"),
+        settings=settings.resolver,
+        bank=ExampleBank.load(),
+        prices=settings.prices,
+    )
+
+
 async def extract_local(
-    path: Path, domain: DomainChoice, reference_date: date, engine_settings: EngineSettings
+    path: Path,
+    domain: DomainChoice,
+    reference_date: date,
+    engine_settings: EngineSettings,
+    *,
+    resolver: Resolver | None = None,
+    prices: Mapping[str, ModelPrice] = DEFAULT_PRICES,
+    thresholds: Mapping[Domain, float | None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The worker's extraction pipeline, in this process, one line at a time."""
+    """The worker's extraction pipeline, in this process, one line at a time; with a
+    `resolver`, what the SLM escalates goes to that LLM tier.
+
+    `thresholds` are the confidence thresholds per domain; None: what `skiff calibrate`
+    stored for the bundled model, as a worker with no `SKIFF_CONFIDENCE_THRESHOLD` does.
+    """
     engine = build_engine(engine_settings)
-    identity = ModelIdentity(name=engine.model, version="local")
-    extractors = {d: Extractor(engine, d, identity) for d in DOMAINS}
+    # The bundled model under the name and version the workers give it (same thresholds,
+    # same prices).
+    identity = ModelIdentity(name=BUNDLED_MODEL_NAME, version=BUNDLED_MODEL_VERSION)
+    if thresholds is None:
+        thresholds = {d: threshold_for(identity.name, identity.version, d) for d in DOMAINS}
+    extractors = {
+        d: Extractor(engine, d, identity, thresholds.get(d), prices=prices) for d in DOMAINS
+    }
     router = router_for(domain, engine_settings)
     try:
         for index, line in enumerate(read_lines(path)):
@@ -126,9 +230,16 @@ async def extract_local(
             domains = domains_for(line.text, domain, router)
             for chosen in domains:
                 task = task_for("local", index, line, chosen, reference_date)
-                yield result_row(line.id, await extractors[chosen].extract(task))
+                result = await extractors[chosen].extract(task)
+                if resolver is None or not isinstance(result, NeedsEscalation):
+                    yield result_row(line.id, result)
+                    continue
+                settled = await resolver.resolve(resolve_task_for(task, result))
+                yield result_row(line.id, settled, escalated=result)
     finally:
         await engine.aclose()
+        if resolver is not None:
+            await resolver.engine.aclose()
 
 
 async def extract_over_nats(
@@ -139,9 +250,12 @@ async def extract_over_nats(
     engine_settings: EngineSettings,
     timeout_s: float = 300.0,
     window: int = 16,
+    tiers: Tiers = "slm",
 ) -> AsyncIterator[dict[str, Any]]:
-    """Publish each line as a command to the running workers and collect their replies."""
-    connection = await nats.connect(nats_url)
+    """Publish each line as a command to the running workers and collect their replies; with
+    `tiers="slm+llm"`, an escalation goes on to the running LLM worker."""
+    # As the `cli` identity, with its own inbox prefix: the only replies it may read.
+    connection = await connect(nats_url)
     js = connection.jetstream()
     batch = f"{int(time.time() * 1000):x}"
     router = router_for(domain, engine_settings)
@@ -150,15 +264,29 @@ async def extract_over_nats(
         ordered_consumer=True,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
     )
-    pending: dict[tuple[str, str | None], InputLine] = {}
+    # Keyed by (trip_id, step): a line's extract and resolve replies share the trip id.
+    pending: dict[tuple[str, str], tuple[InputLine, ExtractTask]] = {}
+    escalated: dict[tuple[str, str], NeedsEscalation] = {}
 
     async def collect_one() -> dict[str, Any]:
         while True:
             message = await results.next_msg(timeout=timeout_s)
-            result = WORKER_RESULT.validate_json(message.data)
-            line = pending.pop((result.trip_id, result.domain), None)
-            if line is not None and isinstance(result, Extracted | NeedsEscalation | Failed):
-                return result_row(line.id, result)
+            result: WorkerReply = WORKER_RESULT.validate_json(message.data)
+            entry = pending.pop((result.trip_id, result.step), None)
+            if entry is None or not isinstance(result, Reply):
+                continue
+            line, task = entry
+            if isinstance(result, NeedsEscalation) and tiers == "slm+llm":
+                resolve = resolve_task_for(task, result)
+                pending[(resolve.trip_id, resolve.step)] = entry
+                escalated[(resolve.trip_id, resolve.step)] = result
+                await js.publish(
+                    subjects.TASK_LLM_RESOLVE,
+                    resolve.model_dump_json().encode(),
+                    headers={"Nats-Msg-Id": resolve.message_id},
+                )
+                continue
+            return result_row(line.id, result, escalated.pop((result.trip_id, result.step), None))
 
     try:
         for index, line in enumerate(read_lines(path)):
@@ -168,7 +296,7 @@ async def extract_over_nats(
             domains = domains_for(line.text, domain, router)
             for chosen in domains:
                 task = task_for(batch, index, line, chosen, reference_date)
-                pending[(task.trip_id, chosen)] = line
+                pending[(task.trip_id, task.step)] = (line, task)
                 await js.publish(
                     subjects.task(chosen, "extract"),
                     task.model_dump_json().encode(),

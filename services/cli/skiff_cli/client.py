@@ -25,6 +25,7 @@ from skiff_contracts.messages import (
     TripRequest,
 )
 from skiff_contracts.saga import SagaRecord
+from skiff_runtime.telemetry import inject_headers, producer_span
 
 
 class SubmitError(Exception):
@@ -56,17 +57,25 @@ class SkiffClient:
     ) -> None:
         await self.connection.close()
 
+    async def submit(self, request: TripRequest, timeout_s: float = 10.0) -> TripAccepted:
+        """Submit once per `client_request_id`; retried on timeouts (the planner de-duplicates).
+        The trip's trace starts here, so retries stay in one trace."""
+        with producer_span(subjects.TRIP_SUBMIT, trip_id=request.trip_id) as headers:
+            return await self._submit(request, headers, timeout_s)
+
     @retry(
         retry=retry_if_exception_type((NatsTimeout, NoRespondersError)),
         wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
         stop=stop_after_delay(60),
         reraise=True,
     )
-    async def submit(self, request: TripRequest, timeout_s: float = 10.0) -> TripAccepted:
-        """Submit once per `client_request_id`; retried on timeouts (the planner de-duplicates)."""
+    async def _submit(
+        self, request: TripRequest, headers: dict[str, str], timeout_s: float
+    ) -> TripAccepted:
         reply = await self.connection.request(
-            subjects.TRIP_SUBMIT, request.model_dump_json().encode(), timeout=timeout_s
-        )
+            subjects.TRIP_SUBMIT, request.model_dump_json().encode(), timeout=timeout_s,
+            headers=headers,
+        )  # fmt: skip
         answer = SUBMIT_REPLY.validate_json(reply.data)
         if isinstance(answer, SubmitRejected):
             raise SubmitError(answer)
@@ -100,7 +109,7 @@ class SkiffClient:
         await self.js.publish(
             subjects.trip_input(trip_id),
             message.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": f"{trip_id}:answer:{message.answer_id}"},
+            headers={**inject_headers(), "Nats-Msg-Id": f"{trip_id}:answer:{message.answer_id}"},
         )
 
     async def cancel(self, trip_id: str, reason: str = "cancelled by the user") -> None:
@@ -109,7 +118,7 @@ class SkiffClient:
         await self.js.publish(
             subjects.trip_input(trip_id),
             message.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": f"{trip_id}:cancel"},
+            headers={**inject_headers(), "Nats-Msg-Id": f"{trip_id}:cancel"},
         )
 
     async def saga(self, trip_id: str) -> SagaRecord | None:

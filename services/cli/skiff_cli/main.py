@@ -4,27 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from skiff_cli import stack
-from skiff_cli.batch import DomainChoice, extract_local, extract_over_nats, run_extract
+from skiff_cli.batch import (
+    BatchSettings,
+    DomainChoice,
+    Tiers,
+    extract_local,
+    extract_over_nats,
+    local_resolver,
+    run_extract,
+)
+from skiff_cli.calibrate import calibrate as run_calibration
+from skiff_cli.calibrate import store as store_calibration
+from skiff_cli.calibrate import table as calibration_table
 from skiff_cli.client import SkiffClient, SubmitError
+from skiff_cli.flywheel_cli import flywheel_app
+from skiff_cli.registry_cli import registry_app
 from skiff_cli.render import print_event
+from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.events import TripFinished, TripNeedsInput
 from skiff_contracts.messages import TripRequest
+from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION
+from skiff_extraction.pipeline import ModelIdentity
 from skiff_inference.factory import EngineSettings
+from skiff_runtime.telemetry import configure_tracing
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 streams_app = typer.Typer(no_args_is_help=True, help="JetStream streams, consumers and buckets.")
 app.add_typer(streams_app, name="streams")
+app.add_typer(registry_app, name="registry")
+app.add_typer(flywheel_app, name="flywheel")
 console = Console(stderr=False)
 
 DEMO_TRIP = (
@@ -40,16 +59,17 @@ NatsUrl = Annotated[
 Home = Annotated[Path, typer.Option(help="where the local stack keeps its state")]
 
 
-def resolve_nats_url(option: str | None, home: Path = stack.DEFAULT_HOME) -> str:
-    if option:
-        return option
-    if env := os.environ.get("SKIFF_NATS_URL"):
-        return env
-    running = stack.Stack.load(home)
-    return running.nats_url if running else "nats://127.0.0.1:4222"
-
-
 async def follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s: float) -> int:
+    """Submit, then print every event until the trip finishes; the trip's trace starts here
+    (exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)."""
+    provider = configure_tracing("skiff-cli")
+    try:
+        return await _follow_trip(url, request, as_json, timeout_s)
+    finally:
+        provider.shutdown()
+
+
+async def _follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s: float) -> int:
     async with await SkiffClient.connect(url) as client:
         try:
             accepted = await client.submit(request)
@@ -102,7 +122,7 @@ def trip(
     if client_request_id:
         fields["client_request_id"] = client_request_id
     request = TripRequest.model_validate(fields)
-    code = asyncio.run(follow_trip(resolve_nats_url(nats_url), request, as_json, timeout))
+    code = asyncio.run(follow_trip(stack.resolve_nats_url(nats_url), request, as_json, timeout))
     raise typer.Exit(code)
 
 
@@ -115,7 +135,7 @@ def status(
     """Show a trip's saga record."""
 
     async def load() -> str | None:
-        async with await SkiffClient.connect(resolve_nats_url(nats_url)) as client:
+        async with await SkiffClient.connect(stack.resolve_nats_url(nats_url)) as client:
             record = await client.saga(trip_id)
             return record.model_dump_json(indent=None if as_json else 2) if record else None
 
@@ -131,7 +151,7 @@ def answer(trip_id: str, text: str, nats_url: NatsUrl = None) -> None:
     """Answer a trip's question (it resumes from where it asked)."""
 
     async def send() -> None:
-        async with await SkiffClient.connect(resolve_nats_url(nats_url)) as client:
+        async with await SkiffClient.connect(stack.resolve_nats_url(nats_url)) as client:
             await client.answer(trip_id, text)
 
     asyncio.run(send())
@@ -143,7 +163,7 @@ def cancel(trip_id: str, nats_url: NatsUrl = None) -> None:
     """Cancel a trip: every hold is released (refused once confirmation has begun)."""
 
     async def send() -> None:
-        async with await SkiffClient.connect(resolve_nats_url(nats_url)) as client:
+        async with await SkiffClient.connect(stack.resolve_nats_url(nats_url)) as client:
             await client.cancel(trip_id)
 
     asyncio.run(send())
@@ -159,22 +179,120 @@ def extract(
     local: Annotated[
         bool, typer.Option("--local", help="run the worker logic in-process, no NATS")
     ] = False,
+    tiers: Annotated[
+        str, typer.Option(help="slm, or slm+llm: what the SLM escalates goes to the LLM tier")
+    ] = "slm",
     threads: Annotated[int, typer.Option(help="engine threads for --local and the router")] = 2,
+    confidence_threshold: Annotated[
+        float | None,
+        typer.Option(help="--local: the SLM's threshold (default: the calibrated one, if any)"),
+    ] = None,
     nats_url: NatsUrl = None,
 ) -> None:
     """Batch extraction: one JSONL line per input line and domain."""
     if domain not in ("flights", "hotels", "cars", "insurance", "auto"):
         raise typer.BadParameter(f"unknown domain {domain!r}", param_hint="--domain")
+    if tiers not in ("slm", "slm+llm"):
+        raise typer.BadParameter(f"unknown tiers {tiers!r}: slm or slm+llm", param_hint="--tiers")
     chosen: DomainChoice = domain  # type: ignore[assignment]
+    chosen_tiers: Tiers = tiers  # type: ignore[assignment]
     ref = date.fromisoformat(reference_date) if reference_date else date.today()
     engine = EngineSettings(threads=threads)
-    rows = (
-        extract_local(input, chosen, ref, engine)
-        if local
-        else extract_over_nats(input, chosen, ref, resolve_nats_url(nats_url), engine)
-    )
-    counts = run_extract(rows, output)
+    settings = BatchSettings()
+    if not local:
+        url = stack.resolve_nats_url(nats_url)
+        counts = run_extract(
+            extract_over_nats(input, chosen, ref, url, engine, tiers=chosen_tiers), output
+        )
+    elif chosen_tiers == "slm" or (settings.llm is not None and settings.llm.url):
+        llm = chosen_tiers == "slm+llm"
+        rows = local_rows(input, chosen, ref, engine, settings, None, llm, confidence_threshold)
+        counts = run_extract(rows, output)
+    else:
+        console.print("no SKIFF_LLM__URL: starting the stand-in LLM server for this run")
+        with stack.standin_llm(threads=threads) as standin:
+            rows = local_rows(
+                input, chosen, ref, engine, settings, standin, True, confidence_threshold
+            )
+            counts = run_extract(rows, output)
     console.print(json.dumps(counts), style="bold", highlight=False)
+
+
+def local_rows(
+    input: Path,
+    domain: DomainChoice,
+    ref: date,
+    engine: EngineSettings,
+    settings: BatchSettings,
+    standin_url: str | None,
+    llm: bool,
+    threshold: float | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """`--local` rows; with the LLM tier (`llm`) on the stand-in at `standin_url`, or the one
+    the settings name. `threshold` applies to every domain; None: the calibrated ones."""
+    resolver = local_resolver(settings, standin_url) if llm else None
+    thresholds = dict.fromkeys(DOMAINS, threshold) if threshold is not None else None
+    return extract_local(
+        input, domain, ref, engine, resolver=resolver, prices=settings.prices, thresholds=thresholds
+    )
+
+
+@app.command()
+def calibrate(
+    domain: Annotated[str, typer.Option(help="flights, hotels, cars or insurance")],
+    input: Annotated[
+        Path, typer.Option("--input", exists=True, dir_okay=False, help="SGD format (gold_norm)")
+    ],
+    reference_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
+    target_accuracy: Annotated[float, typer.Option(help="kept slot accuracy to reach")] = 0.9,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="thresholds file (default: the one the worker reads at start-up)"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="use at most this many records")] = None,
+    model_name: Annotated[
+        str, typer.Option(help="the model's name, as the worker's settings")
+    ] = BUNDLED_MODEL_NAME,
+    model_version: Annotated[str, typer.Option(help="the model's version")] = BUNDLED_MODEL_VERSION,
+    threads: Annotated[int, typer.Option(help="engine threads")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """Choose and store a domain's confidence threshold from labelled data."""
+    if domain not in DOMAINS:
+        raise typer.BadParameter(f"unknown domain {domain!r}", param_hint="--domain")
+    chosen: Domain = domain
+    ref = date.fromisoformat(reference_date) if reference_date else date.today()
+    identity = ModelIdentity(name=model_name, version=model_version)
+    engine = EngineSettings(threads=threads)
+    calibration = asyncio.run(
+        run_calibration(input, chosen, ref, engine, identity, target_accuracy, limit)
+    )
+    stored = store_calibration(calibration, input, output)
+    if as_json:
+        print(json.dumps({**calibration.report(), "stored_in": str(stored) if stored else None}))
+    else:
+        print(calibration_table(calibration))
+        if stored is not None:
+            assert calibration.chosen is not None
+            console.print(f"stored threshold {calibration.chosen.threshold:.2f} in {stored}")
+        else:
+            best = max(
+                (r for r in calibration.rows if r.kept_accuracy is not None),
+                key=lambda r: r.kept_accuracy or 0.0,
+                default=None,
+            )
+            shown = (
+                f"best kept accuracy {best.kept_accuracy:.3f} at threshold {best.threshold:.2f}"
+                if best and best.kept_accuracy is not None
+                else "nothing was kept at any threshold"
+            )
+            console.print(
+                f"[red]no threshold reaches {target_accuracy:.2f}[/] ({shown}); nothing stored: "
+                "the worker keeps its current threshold. Lower --target-accuracy or improve "
+                "the model."
+            )
+    if stored is None:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -196,7 +314,7 @@ def down(home: Home = stack.DEFAULT_HOME) -> None:
 @streams_app.command("apply")
 def streams_apply(nats_url: NatsUrl = None) -> None:
     """Create or update every stream, consumer and KV bucket (idempotent)."""
-    for line in asyncio.run(stack.provision(resolve_nats_url(nats_url))):
+    for line in asyncio.run(stack.provision(stack.resolve_nats_url(nats_url))):
         console.print(line)
 
 

@@ -1,5 +1,9 @@
 """The local stack: a nats-server with JetStream and every service as a local process.
 
+The LLM tier is the `llm-worker` pointed at `SKIFF_LLM__URL` when that is set, else at a
+stand-in LLM server started with the stack: the bundled SmolLM2 behind llama-cpp-python's
+OpenAI-compatible server (`skiff_extraction.llm_tier`; not a large model, see there).
+
 State lives in one directory (default `.skiff/`): the NATS store, each process's log, and
 a `stack.json` naming the PIDs and the NATS URL so `skiff down` can stop what `skiff up`
 started. NATS runs with the least-privilege users of `skiff_runtime.permissions`: each service
@@ -17,17 +21,26 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
 import nats
 from nats.aio.client import Client
+from nats.js.errors import NotFoundError
 
 from skiff_contracts.domains import DOMAINS
+from skiff_contracts.registry import model_id_for, slug_of
+from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION
+from skiff_extraction.llm_tier import STANDIN_MODULE, standin_args, standin_command
+from skiff_inference.model_files import bundled_model_path
 from skiff_runtime.broker import connect as runtime_connect
-from skiff_runtime.jetstream import PLANNER_RESULTS, WORKER_CONSUMERS, apply_layout
-from skiff_runtime.nats_server import NatsServer
+from skiff_runtime.jetstream import LAYOUT, apply_layout, version_consumer
+from skiff_runtime.jetstream import wait_until_consuming as runtime_wait
+from skiff_runtime.nats_server import NatsServer, free_port
 from skiff_runtime.permissions import (
     BY_NAME,
     generate_passwords,
@@ -56,6 +69,9 @@ class ServiceProcess:
     module: str
     env: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
+    args: list[str] = field(default_factory=list)
+    nats: bool = True  # connects to NATS as the identity `name` (the LLM server does not)
+    metrics_port: int = field(default_factory=free_port)  # /healthz, /readyz, /metrics
 
 
 @dataclass
@@ -88,12 +104,34 @@ class Stack:
         return cls(home, state["nats_url"], state["nats_pid"], services)
 
 
+def llm_services(threads: int, llm_url: str | None = None) -> list[ServiceProcess]:
+    """The LLM worker, and the stand-in LLM server it talks to unless `llm_url` names one."""
+    if llm_url:
+        return [ServiceProcess("llm-worker", "skiff_llm_worker", {"SKIFF_LLM__URL": llm_url})]
+    port = free_port()
+    server = ServiceProcess(
+        "llm-standin",
+        STANDIN_MODULE,
+        args=standin_args(bundled_model_path(), port, threads=threads),
+        nats=False,
+    )
+    worker = ServiceProcess(
+        "llm-worker", "skiff_llm_worker", {"SKIFF_LLM__URL": f"http://127.0.0.1:{port}"}
+    )
+    return [server, worker]
+
+
 def default_services(threads: int, home: Path = DEFAULT_HOME) -> list[ServiceProcess]:
-    """The planner, one worker per domain (engines on `threads` threads) and the inventory.
+    """The registry, the planner, one worker per domain (engines on `threads` threads), the
+    LLM tier (see `llm_services`; `SKIFF_LLM__URL` in the environment replaces the stand-in)
+    and the inventory.
 
     Each service's name is also its NATS identity.
     """
-    services = [ServiceProcess("planner", "skiff_planner", {"SKIFF_ROUTER_THREADS": str(threads)})]
+    services = [
+        ServiceProcess("registry", "skiff_registry"),
+        ServiceProcess("planner", "skiff_planner", {"SKIFF_ROUTER_THREADS": str(threads)}),
+    ]
     for domain in DOMAINS:
         services.append(
             ServiceProcess(
@@ -102,6 +140,7 @@ def default_services(threads: int, home: Path = DEFAULT_HOME) -> list[ServicePro
                 {"SKIFF_DOMAIN": domain, "SKIFF_ENGINE__THREADS": str(threads)},
             )
         )
+    services += llm_services(threads, os.environ.get("SKIFF_LLM__URL"))
     database = (home / "inventory.sqlite3").resolve()
     services.append(
         ServiceProcess("inventory", "skiff_inventory", {"SKIFF_DB_PATH": str(database)})
@@ -122,9 +161,7 @@ def local_passwords(home: Path) -> dict[str, str]:
 
 def secure_nats_config(home: Path, passwords: dict[str, str]) -> Path:
     """Render the least-privilege nats.conf for the local stack (0600; store dir from NatsServer).
-
-    Services and the CLI do not set a per-identity `inbox_prefix` yet, so inboxes are shared.
-    """
+    Every identity reads replies only in its own inbox (`_INBOX.<identity>.>`)."""
     config = home / "nats.conf"
     rendered = render_config(passwords, store_dir=None, no_auth_user=CLI, private_inboxes=True)
     write_private(config, rendered)
@@ -153,22 +190,27 @@ async def provision(nats_url: str, auth: NatsAuth | None = None) -> list[str]:
 async def wait_until_consuming(
     nats_url: str, timeout_s: float, auth: NatsAuth | None = None
 ) -> None:
-    """Ready means: the planner and every worker have a pull request waiting on their consumer."""
+    """Ready means: every service has a pull request waiting on each of its consumers — the
+    planner's, the registry's, each domain worker's shared one and its model version's (which
+    exists once the worker registered), and the LLM worker's (once its LLM server answered)."""
+    models = [
+        version_consumer(
+            d, slug_of(model_id_for(f"{d}.extract", BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION))
+        )
+        for d in DOMAINS
+    ]
     connection = await connect(nats_url, auth)
-    js = connection.jetstream()
-    consumers = [PLANNER_RESULTS, *WORKER_CONSUMERS.values()]
     deadline = time.monotonic() + timeout_s
     try:
         while True:
-            waiting = [
-                (await js.consumer_info(c.stream, c.durable)).num_waiting or 0 for c in consumers
-            ]
-            if all(waiting):
+            remaining = max(1.0, deadline - time.monotonic())
+            try:
+                await runtime_wait(connection.jetstream(), [*LAYOUT.consumers, *models], remaining)
                 return
-            if time.monotonic() > deadline:
-                idle = [c.durable for c, n in zip(consumers, waiting, strict=True) if not n]
-                raise TimeoutError(f"not consuming after {timeout_s:.0f}s: {', '.join(idle)}")
-            await asyncio.sleep(0.25)
+            except NotFoundError:  # a worker has not registered its model version yet
+                if time.monotonic() > deadline:
+                    raise TimeoutError("a worker never registered its model version") from None
+                await asyncio.sleep(0.25)
     finally:
         await connection.close()
 
@@ -176,16 +218,16 @@ async def wait_until_consuming(
 def start_service(stack: Stack, service: ServiceProcess) -> None:
     """Start one service as its own NATS identity (the password is never saved in stack.json)."""
     env = {
-        **os.environ,
-        "SKIFF_NATS_URL": stack.nats_url,
-        "SKIFF_LOG_FORMAT": "json",
-        "SKIFF_NATS_USER": service.name,
-        "SKIFF_NATS_PASSWORD": local_passwords(stack.home)[service.name],
-        **service.env,
-    }
+        **os.environ, "SKIFF_NATS_URL": stack.nats_url, "SKIFF_LOG_FORMAT": "json",
+        "SKIFF_METRICS_PORT": str(service.metrics_port),
+    }  # fmt: skip
+    if service.nats:
+        env["SKIFF_NATS_USER"] = service.name
+        env["SKIFF_NATS_PASSWORD"] = local_passwords(stack.home)[service.name]
+    env |= service.env
     log = (stack.home / f"{service.name}.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", service.module],
+        [sys.executable, "-m", service.module, *service.args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -217,9 +259,26 @@ def up(home: Path = DEFAULT_HOME, *, threads: int = 1, ready_timeout_s: float = 
     return stack
 
 
+def resolve_nats_url(option: str | None, home: Path = DEFAULT_HOME) -> str:
+    """The NATS URL a command uses: the option, else `$SKIFF_NATS_URL`, else the running local
+    stack's, else localhost."""
+    if option:
+        return option
+    if env := os.environ.get("SKIFF_NATS_URL"):
+        return env
+    running = Stack.load(home)
+    return running.nats_url if running else "nats://127.0.0.1:4222"
+
+
 def alive(pid: int | None) -> bool:
+    """Whether `pid` runs. A process this one started and that exited is reaped here: until
+    then it is a zombie, which `kill(pid, 0)` would still report as alive."""
     if pid is None:
         return False
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -251,3 +310,34 @@ def down(home: Path = DEFAULT_HOME) -> bool:
     stop_pid(stack.nats_pid)
     stack.state_file.unlink(missing_ok=True)
     return True
+
+
+@contextlib.contextmanager
+def standin_llm(threads: int = 1, ready_timeout_s: float = 120.0) -> Iterator[str]:
+    """Run the stand-in LLM server for the duration of the block; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = standin_command(bundled_model_path(), port, threads=threads)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + ready_timeout_s
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    output = log.read().decode("utf-8", "replace")[-2000:]
+                    raise RuntimeError(f"the stand-in LLM server exited:\n{output}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the stand-in LLM server at {url} is not ready")
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

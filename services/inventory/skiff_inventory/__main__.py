@@ -10,6 +10,7 @@ from skiff_inventory.service import Inventory
 from skiff_inventory.settings import InventorySettings
 from skiff_inventory.store import SqliteStore
 from skiff_runtime.logging import configure_logging
+from skiff_runtime.service import serve
 
 
 async def main() -> None:
@@ -22,9 +23,9 @@ async def main() -> None:
         hold_ttl_s=settings.hold_ttl_s,
         faults=settings.faults(),
     )
-    app, _ = create_app(settings, inventory)
+    app, broker = create_app(settings, inventory)
     try:
-        await app.run()
+        await serve("inventory", settings, app, broker)
     finally:
         await store.close()
 

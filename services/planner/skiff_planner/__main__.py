@@ -8,13 +8,15 @@ from skiff_extraction.router import load_router
 from skiff_planner.app import create_app
 from skiff_planner.settings import PlannerSettings
 from skiff_runtime.logging import configure_logging
+from skiff_runtime.service import serve
 
 
 async def main() -> None:
     settings = PlannerSettings()
     configure_logging("planner", settings.log_level, settings.log_format)
-    app, _ = create_app(settings, load_router(settings.router_model_path, settings.router_threads))
-    await app.run()
+    router = load_router(settings.router_model_path, settings.router_threads)
+    app, broker = create_app(settings, router)
+    await serve("planner", settings, app, broker)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
+from pydantic import ValidationError
 
 from skiff_contracts import subjects
 from skiff_contracts.events import EventBase
-from skiff_contracts.messages import ResolveTask
+from skiff_contracts.messages import ExtractTask, ResolveTask
+from skiff_contracts.registry import ModelCard, TaskAliases, slug_of
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_planner.ports import RevisionConflict
+from skiff_planner.routing import RegistrySnapshot
 from skiff_runtime.publishing import publish_durably
+
+log = structlog.get_logger()
 
 
 class KvSagaStore:
@@ -62,8 +73,72 @@ class JetStreamBus:
             stream = subjects.STREAM_TRIP_EVENTS
         elif isinstance(item, ResolveTask):
             subject = subjects.TASK_LLM_RESOLVE
-            stream = subjects.STREAM_TASKS
+            stream = subjects.STREAM_TASKS_LLM
+        elif isinstance(item, ExtractTask) and item.model_id is not None:
+            subject = subjects.model_extract(item.domain, slug_of(item.model_id))
+            stream = subjects.tasks_stream(item.domain)
         else:
             subject = subjects.task(item.domain, item.kind)
-            stream = subjects.STREAM_TASKS
+            stream = subjects.tasks_stream(item.domain)
         await publish_durably(self.broker, item, subject, stream=stream, msg_id=item.message_id)
+
+
+class KvRegistryView:
+    """The registry's cards and aliases, read from its KV buckets and kept current by watches,
+    so the planner follows a promotion or a retirement without a restart."""
+
+    def __init__(self) -> None:
+        self.cards: dict[str, ModelCard] = {}
+        self.aliases: dict[str, TaskAliases] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.watchers: list[KeyValue.KeyWatcher] = []
+
+    async def start(self, js: JetStreamContext, timeout_s: float = 30.0) -> None:
+        """Watch both buckets; return once their current values are loaded, so the planner
+        never routes on an empty registry just after it starts."""
+        loaded: list[asyncio.Event] = []
+        for bucket, apply in ((subjects.BUCKET_MODELS, self._card),
+                              (subjects.BUCKET_ALIASES, self._alias)):  # fmt: skip
+            watcher = await (await js.key_value(bucket)).watchall()
+            self.watchers.append(watcher)
+            loaded.append(asyncio.Event())
+            self.tasks.append(asyncio.create_task(self._follow(watcher, apply, loaded[-1])))
+        async with asyncio.timeout(timeout_s):
+            await asyncio.gather(*(event.wait() for event in loaded))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for watcher in self.watchers:
+            with contextlib.suppress(Exception):  # the connection may already be closed
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    @staticmethod
+    async def _follow(
+        watcher: KeyValue.KeyWatcher,
+        apply: Callable[[KeyValue.Entry], None],
+        loaded: asyncio.Event,
+    ) -> None:
+        async for entry in watcher:
+            if entry is None:  # the end of the initial values
+                loaded.set()
+                continue
+            try:
+                apply(entry)
+            except ValidationError as error:  # one bad entry must not end the watch
+                log.error("unreadable registry entry skipped", key=entry.key, error=str(error))
+        log.error("registry watch ended: routing no longer follows the registry")
+
+    def _card(self, entry: KeyValue.Entry) -> None:
+        if entry.value:
+            card = ModelCard.model_validate_json(entry.value)
+            self.cards[card.model_id] = card
+
+    def _alias(self, entry: KeyValue.Entry) -> None:
+        if entry.value:
+            aliases = TaskAliases.model_validate_json(entry.value)
+            self.aliases[aliases.task] = aliases
+
+    def snapshot(self) -> RegistrySnapshot:
+        return RegistrySnapshot(dict(self.cards), dict(self.aliases))

@@ -17,13 +17,14 @@ from skiff_contracts import subjects
 from skiff_contracts.messages import USER_INPUT, WORKER_RESULT, SubmitRejected, TripRequest
 from skiff_contracts.problems import validation_problems
 from skiff_extraction.router import Router
-from skiff_planner.adapters import JetStreamBus, KvSagaStore
+from skiff_planner.adapters import JetStreamBus, KvRegistryView, KvSagaStore
 from skiff_planner.service import Planner
 from skiff_planner.settings import PlannerSettings
 from skiff_planner.transitions import Policy
 from skiff_runtime.broker import make_broker, pull_inbox
 from skiff_runtime.delivery import PoisonMessage, settle
 from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS
+from skiff_runtime.telemetry import trip_context
 
 log = structlog.get_logger()
 
@@ -33,6 +34,7 @@ class PlannerRuntime:
     """What the handlers need once the broker is connected."""
 
     planner: Planner | None = None
+    registry: KvRegistryView | None = None
     sweeper: asyncio.Task[None] | None = field(default=None)
 
     def require(self) -> Planner:
@@ -53,7 +55,8 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
             rejected = SubmitRejected(errors=validation_problems(error))
             log.info("submission rejected", errors=len(rejected.errors))
             return rejected.model_dump_json().encode()
-        accepted = await runtime.require().submit(request)
+        with trip_context(request.trip_id):
+            accepted = await runtime.require().submit(request)
         return accepted.model_dump_json().encode()
 
     @broker.subscriber(
@@ -70,11 +73,8 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
                 result = WORKER_RESULT.validate_json(message.body)
             except ValidationError as error:
                 raise PoisonMessage(f"not a worker result: {error.error_count()} errors") from error
-            structlog.contextvars.bind_contextvars(trip_id=result.trip_id)
-            try:
+            with trip_context(result.trip_id, domain=result.domain, step=result.step):
                 await runtime.require().on_result(result)
-            finally:
-                structlog.contextvars.unbind_contextvars("trip_id")
 
         await settle(broker, message, PLANNER_RESULTS, work)
 
@@ -94,7 +94,8 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
                 raise PoisonMessage(f"not a user input: {error.error_count()} errors") from error
             if message.raw_message.subject != subjects.trip_input(user.trip_id):
                 raise PoisonMessage("a trip's input must arrive on that trip's subject")
-            await runtime.require().on_user(user)
+            with trip_context(user.trip_id):
+                await runtime.require().on_user(user)
 
         await settle(broker, message, PLANNER_INPUT, work)
 
@@ -118,11 +119,18 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
             max_escalations_per_trip=settings.max_escalations_per_trip,
             llm_price_per_mtok=settings.llm_price_per_mtok,
         )
-        runtime.planner = Planner(KvSagaStore(kv), JetStreamBus(broker), router, policy=policy)
+        registry = KvRegistryView()
+        await registry.start(broker.connection.jetstream())
+        runtime.registry = registry
+        runtime.planner = Planner(
+            KvSagaStore(kv), JetStreamBus(broker), router, registry, policy=policy
+        )
         runtime.sweeper = asyncio.create_task(sweep_forever(runtime.planner))
         log.info("planner ready")
 
     async def stop() -> None:
+        if runtime.registry is not None:
+            await runtime.registry.stop()
         if runtime.sweeper is not None:
             runtime.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

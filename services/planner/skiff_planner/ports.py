@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from skiff_contracts.saga import Outgoing, SagaRecord
+from skiff_planner.routing import RegistrySnapshot
 
 
 class RevisionConflict(Exception):
@@ -21,6 +22,11 @@ class SagaStore(Protocol):
         """Compare-and-set; raises `RevisionConflict` when `revision` is not the latest."""
 
     async def trip_ids(self) -> list[str]: ...
+
+
+class RegistryView(Protocol):
+    def snapshot(self) -> RegistrySnapshot:
+        """The registry's cards and aliases as last seen (kept current by a KV watch)."""
 
 
 class Bus(Protocol):

@@ -13,11 +13,14 @@ from datetime import datetime, timedelta
 import structlog
 
 from skiff_contracts.base import utc_now
+from skiff_contracts.events import StepChanged, TripFinished
 from skiff_contracts.messages import TripAccepted, TripAnswer, TripCancel, TripRequest, WorkerReply
-from skiff_contracts.saga import SagaRecord
+from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_extraction.router import Router
-from skiff_planner.ports import Bus, RevisionConflict, SagaStore
+from skiff_planner.ports import Bus, RegistryView, RevisionConflict, SagaStore
+from skiff_planner.routing import assign
 from skiff_planner.transitions import Policy, begin, on_result, on_tick, on_user
+from skiff_runtime.metrics import Metrics, process_metrics
 
 log = structlog.get_logger()
 
@@ -43,20 +46,26 @@ class Planner:
         store: SagaStore,
         bus: Bus,
         router: Router,
+        registry: RegistryView,
         *,
         policy: Policy | None = None,
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.router = router
+        self.registry = registry
         self.policy = policy or Policy()
         self.clock = clock
+        self.metrics = metrics if metrics is not None else process_metrics()
 
     async def submit(self, request: TripRequest) -> TripAccepted:
         """Create the trip (once per client_request_id) and dispatch its first steps."""
         route = await asyncio.to_thread(self.router.route, request.text)
-        record = begin(request, route, self.clock(), self.policy)
+        snapshot = self.registry.snapshot()
+        assignments = {d: assign(snapshot, request.trip_id, d) for d in route.domains}
+        record = begin(request, route, assignments, self.clock(), self.policy)
         revision = await self.store.create(record)
         if revision is None:
             log.info("duplicate submission", trip_id=record.trip_id)
@@ -106,6 +115,7 @@ class Planner:
                 try:
                     revision = await self.store.update(changed, revision)
                 except RevisionConflict:
+                    self.metrics.conflict()
                     continue
             await self._flush(changed, revision)
             return changed
@@ -119,6 +129,7 @@ class Planner:
         for item in record.outbox:
             await self.bus.publish(item)
             sent.add(item.message_id)
+            self._count(item)
         for _ in range(MAX_CAS_ATTEMPTS):
             remaining = tuple(i for i in record.outbox if i.message_id not in sent)
             try:
@@ -130,3 +141,13 @@ class Planner:
                     return
                 record, revision = loaded
         # Harmless: another writer holds the record; the items stay and are re-sent (de-duplicated).
+
+    def _count(self, item: Outgoing) -> None:
+        """Saga metrics, read off the events a transition emitted."""
+        if isinstance(item, StepChanged) and item.operation in ("extract", "resolve"):
+            if item.status == "succeeded" and item.handled_by is not None:
+                self.metrics.resolved(item.domain, item.handled_by)
+            elif item.operation == "resolve" and item.status == "dispatched" and item.reason:
+                self.metrics.escalation(item.reason, item.domain)
+        elif isinstance(item, TripFinished):
+            self.metrics.trip_finished(item.state)

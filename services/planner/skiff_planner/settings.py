@@ -21,7 +21,7 @@ class PlannerSettings(ServiceSettings):
     router_model_path: Path | None = None  # None: the bundled SmolLM2
     router_threads: int = 1
     # Per domain, e.g. SKIFF_ESCALATION='{"flights": {"enabled": false}}'; unlisted domains
-    # escalate every reason but no_model.
+    # escalate every reason (no_model included: the LLM tier does a domain with no champion).
     escalation: dict[Domain, EscalationRule] = Field(default_factory=dict)
     max_escalations_per_trip: int = 4
     # USD per million tokens (input, output) for the all-LLM counterfactual in each trip's

@@ -56,6 +56,7 @@ from skiff_contracts.messages import (
     WorkerReply,
 )
 from skiff_contracts.problems import ESCALATION_REASONS, EscalationReason, Problem
+from skiff_contracts.registry import slug_of
 from skiff_contracts.saga import Outgoing, SagaRecord, StepRecord, step_name
 from skiff_contracts.states import BEFORE_PIVOT, Operation, TripState
 from skiff_extraction.router import Route
@@ -67,6 +68,7 @@ from skiff_planner.booking import (
     question_for,
     with_trip_cost,
 )
+from skiff_planner.routing import Assignment
 
 # Which commands may be (re)sent in which state: nothing is held again while undoing.
 ACTIVE: dict[Operation, frozenset[TripState]] = {
@@ -90,12 +92,13 @@ class EscalationRule(BaseModel):
 
     `enabled: false` is the kill switch: a step the SLM cannot settle then fails the trip
     cleanly instead of calling the LLM tier. Reasons outside `triggers` go to the user.
+    `no_model` is a domain with no champion registered: the LLM tier does all of its work.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
-    triggers: frozenset[EscalationReason] = frozenset(ESCALATION_REASONS) - {"no_model"}
+    triggers: frozenset[EscalationReason] = frozenset(ESCALATION_REASONS)
 
 
 @dataclass(frozen=True)
@@ -192,15 +195,43 @@ def _next_attempt(change: Change, name: str, domain: Domain, op: Operation) -> S
 
 
 def send_extract(change: Change, domain: Domain) -> None:
+    """(Re)send a domain's extraction to the model version it was routed to."""
     step = _next_attempt(change, step_name(domain, "extract"), domain, "extract")
     record = change.record
     change.dispatch(step, ExtractTask(
         message_id=subjects.command_id(record.trip_id, step.name, step.attempt),
         trip_id=record.trip_id, step=step.name, domain=domain,
         text=" ".join((record.request.text, *change.get("answers"))),
-        reference_date=record.request.reference_date,
+        reference_date=record.request.reference_date, model_id=step.model_id,
     ))  # fmt: skip
-    change.step_event(step, status="dispatched")
+    change.step_event(step, status="dispatched", detail=step.model_id)
+
+
+def route_extract(change: Change, domain: Domain, assignment: Assignment) -> None:
+    """A domain's first extraction: to its champion (or canary), mirrored to its shadows."""
+    name = step_name(domain, "extract")
+    if assignment.model_id is None:
+        problem = Problem(code="no_model", message=f"no {domain} model is registered as champion")
+        failure = NeedsEscalation(
+            trip_id=change.record.trip_id, step=name, domain=domain, reason="no_model",
+            errors=(problem,),
+        )  # fmt: skip
+        step = StepRecord(name=name, domain=domain, operation="extract", status="escalated",
+                          result=failure)  # fmt: skip
+        change.step_event(change.put(step), status="escalated", reason="no_model",
+                          errors=(problem,))  # fmt: skip
+        return
+    change.put(StepRecord(name=name, domain=domain, operation="extract",
+                          model_id=assignment.model_id))  # fmt: skip
+    send_extract(change, domain)
+    record = change.record
+    for shadow in assignment.shadows:  # the answer comes back under another step: never used
+        mirror = f"{domain}.shadow.{slug_of(shadow)}"
+        change.outbox.append(ExtractTask(
+            message_id=subjects.command_id(record.trip_id, mirror, 1), trip_id=record.trip_id,
+            step=mirror, domain=domain, text=record.request.text,
+            reference_date=record.request.reference_date, model_id=shadow, shadow=True,
+        ))  # fmt: skip
 
 
 def send_resolve(change: Change, domain: Domain, failed: NeedsEscalation) -> None:
@@ -373,7 +404,13 @@ def ask(change: Change, question: str, domains: tuple[Domain, ...]) -> None:
 # --- the transitions -------------------------------------------------------------------------
 
 
-def begin(request: TripRequest, route: Route, now: datetime, policy: Policy) -> SagaRecord:
+def begin(
+    request: TripRequest,
+    route: Route,
+    assignments: Mapping[Domain, Assignment],
+    now: datetime,
+    policy: Policy,
+) -> SagaRecord:
     """A new trip: received, planned, and every domain's extraction dispatched at once."""
     record = SagaRecord(
         trip_id=request.trip_id, request=request, domains=route.domains,
@@ -393,7 +430,8 @@ def begin(request: TripRequest, route: Route, now: datetime, policy: Policy) -> 
     change.move("extracting")
     change.event(TripPlanned, domains=route.domains, unsupported=route.unsupported)
     for domain in route.domains:
-        send_extract(change, domain)
+        route_extract(change, domain, assignments.get(domain, Assignment(None)))
+    advance(change)  # domains without a champion go to the LLM tier at once
     if route.unsupported:  # the LLM tier records work no micro-SLM covers (the flywheel's input)
         change.outbox.append(ResolveTask(
             message_id=subjects.command_id(record.trip_id, "unsupported.resolve", 1),

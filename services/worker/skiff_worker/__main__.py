@@ -1,41 +1,78 @@
-"""`python -m skiff_worker`: settings → logging → engine (warmed up) → consume."""
+"""`python -m skiff_worker`: settings → logging → engine → serve: warm up, register the model
+version (which provisions its consumer), then consume; heartbeat until retired."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_inference.factory import build_engine
+from skiff_inference.traced import TracedEngine
 from skiff_runtime.broker import connect
 from skiff_runtime.logging import configure_logging
+from skiff_runtime.service import serve
 from skiff_worker.app import create_app
 from skiff_worker.inventory_client import NatsInventory
+from skiff_worker.registration import RegistryClient, model_card
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
+
+log = structlog.get_logger()
 
 
 async def main() -> None:
     settings = WorkerSettings()  # the domain comes from SKIFF_DOMAIN
-    configure_logging(f"worker-{settings.domain}", settings.log_level, settings.log_format)
-    log = structlog.get_logger()
-    engine = build_engine(settings.engine)
+    service = f"worker-{settings.domain}"
+    configure_logging(service, settings.log_level, settings.log_format)
+    engine = TracedEngine(build_engine(settings.engine), capture_content=settings.trace_content)
     extractor = Extractor(
         engine=engine,
         domain=settings.domain,
         identity=ModelIdentity(name=settings.model_name, version=settings.model_version),
-        confidence_threshold=settings.confidence_threshold,
+        confidence_threshold=settings.threshold(),
+        prices=settings.prices,
     )
-    await extractor.warm_up()
-    log.info("engine warm", engine=engine.kind, model=engine.model)
-    service = f"worker-{settings.domain}"
-    supplier = await connect(settings, service, f"{service}-inventory")
-    app, _ = create_app(settings, DomainWorker(extractor, NatsInventory(supplier)))
+    card, schema = model_card(
+        settings.domain, name=settings.model_name, version=settings.model_version,
+        base_model=settings.base_model, engine=settings.engine.kind, endpoint=settings.engine.url,
+        threshold=extractor.confidence_threshold, owner=settings.model_owner,
+    )  # fmt: skip
+    connection = await connect(settings, service, f"{service}-side")
+    registry = RegistryClient(connection)
+    worker = create_app(settings, DomainWorker(extractor, NatsInventory(connection)), card.model_id)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(settings.heartbeat_s)
+            try:
+                current = await registry.heartbeat(card.model_id)
+            except Exception as error:  # a missed beat must not end the heartbeat
+                log.warning("heartbeat failed", model=card.model_id, error=repr(error))
+                continue
+            if current is not None and current.status == "retired":
+                log.warning("model version retired: no more extractions", model=card.model_id)
+                await worker.model_subscriber.stop()
+                return
+
+    beating: list[asyncio.Task[None]] = []
+
+    async def start_up() -> None:
+        await extractor.warm_up()
+        registered = await registry.register(card, schema)
+        log.info("registered", model=registered.model_id, status=registered.status)
+        beating.append(asyncio.create_task(heartbeat()))
+
     try:
-        await app.run()
+        await serve(service, settings, worker.app, worker.broker, start_up=start_up)
     finally:
-        await supplier.close()
+        for task in beating:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await connection.close()
         await engine.aclose()
 
 

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from faststream import AckPolicy, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.subscriber.usecases import LogicSubscriber
 from pydantic import ValidationError
 
 from skiff_contracts import subjects
 from skiff_contracts.domains import Domain
-from skiff_contracts.messages import TASK, Failed, WorkerReply
+from skiff_contracts.messages import (
+    TASK,
+    AnyTask,
+    ExtractTask,
+    Failed,
+    NeedsEscalation,
+    WorkerReply,
+)
 from skiff_contracts.problems import validation_problems
+from skiff_contracts.registry import slug_of
 from skiff_runtime.broker import make_broker, pull_inbox
 from skiff_runtime.delivery import PoisonMessage, settle
-from skiff_runtime.jetstream import WORKER_CONSUMERS
+from skiff_runtime.jetstream import WORKER_CONSUMERS, ConsumerSpec, version_consumer
+from skiff_runtime.metrics import process_metrics
 from skiff_runtime.publishing import publish_durably
+from skiff_runtime.telemetry import annotate, trip_context
+from skiff_worker.records import call_record
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
@@ -52,34 +66,71 @@ async def reply_to_malformed(
     await publish_reply(broker, domain, failed, f"{message_id}:result")
 
 
-def create_app(settings: WorkerSettings, worker: DomainWorker) -> tuple[FastStream, NatsBroker]:
-    domain = settings.domain
-    consumer = WORKER_CONSUMERS[domain]
-    broker = make_broker(settings, f"worker-{domain}")
+@dataclass
+class WorkerApp:
+    app: FastStream
+    broker: NatsBroker
+    model_subscriber: LogicSubscriber[Any]  # stopped when its model version is retired
 
-    @broker.subscriber(
-        consumer.filter_subject,
-        stream=JStream(consumer.stream, declare=False),
-        durable=consumer.durable,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
-        inbox_prefix=pull_inbox(settings, f"worker-{domain}"),
-        ack_policy=AckPolicy.MANUAL,
-    )
-    async def on_task(message: NatsMessage) -> None:
+
+def task_is_shadow(task: AnyTask) -> bool:
+    """A mirrored extraction whose answer is never used: its escalations escalate nothing."""
+    return isinstance(task, ExtractTask) and task.shadow
+
+
+def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) -> WorkerApp:
+    """Two durable consumers: the domain's shared one (holds, confirms, cancels, and
+    unrouted extractions) and this model version's own extraction consumer."""
+    domain = settings.domain
+    service = f"worker-{domain}"
+    broker = make_broker(settings, service)
+    shared = WORKER_CONSUMERS[domain]
+    model = version_consumer(domain, slug_of(model_id))
+    metrics = process_metrics()
+
+    async def deliver(message: NatsMessage, consumer: ConsumerSpec) -> None:
         async def work() -> None:
             try:
                 task = TASK.validate_json(message.body)
             except ValidationError as error:
                 await reply_to_malformed(broker, domain, message.body, error)
                 raise PoisonMessage(f"malformed command: {error.error_count()} errors") from error
-            structlog.contextvars.bind_contextvars(trip_id=task.trip_id, step=task.step)
-            try:
-                reply = await worker.handle(task)
+            with trip_context(task.trip_id, domain=domain, step=task.step):
+                with metrics.timed_step(domain, task.kind):
+                    reply = await worker.handle(task)
                 log.info("task done", kind=reply.kind, reason=getattr(reply, "reason", None))
+                if (call := getattr(reply, "call", None)) is not None:
+                    annotate(tier=call.tier)
+                    metrics.model_call(call)
+                if isinstance(reply, NeedsEscalation) and not task_is_shadow(task):
+                    annotate(escalation_reason=reply.reason)
+                    metrics.escalation(reply.reason, domain)
                 await publish_reply(broker, domain, reply, f"{task.message_id}:result")
-            finally:
-                structlog.contextvars.unbind_contextvars("trip_id", "step")
+                if isinstance(task, ExtractTask) and (record := call_record(task, reply, model_id)):
+                    calls = subjects.calls(domain)
+                    stream, msg_id = subjects.STREAM_CALLS, record.record_id
+                    await publish_durably(broker, record, calls, stream=stream, msg_id=msg_id)
 
         await settle(broker, message, consumer, work)
 
-    return FastStream(broker), broker
+    def subscribe(consumer: ConsumerSpec) -> LogicSubscriber[Any]:
+        return broker.subscriber(
+            consumer.filter_subject,
+            stream=JStream(consumer.stream, declare=False),
+            durable=consumer.durable,
+            pull_sub=PullSub(batch_size=1, timeout=1.0),
+            inbox_prefix=pull_inbox(settings, service),
+            ack_policy=AckPolicy.MANUAL,
+        )
+
+    @subscribe(shared)
+    async def on_task(message: NatsMessage) -> None:
+        await deliver(message, shared)
+
+    model_subscriber = subscribe(model)
+
+    @model_subscriber
+    async def on_model_task(message: NatsMessage) -> None:
+        await deliver(message, model)
+
+    return WorkerApp(FastStream(broker), broker, model_subscriber)

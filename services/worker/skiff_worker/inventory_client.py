@@ -38,6 +38,7 @@ from skiff_contracts.inventory import (
     ReleaseHold,
     SearchOffers,
 )
+from skiff_runtime.telemetry import producer_span
 
 R = TypeVar("R")
 
@@ -76,11 +77,12 @@ class NatsInventory:
                 stop=stop_after_delay(self.budget_s),
                 reraise=True,
             ):
-                with attempt:
+                with attempt, producer_span(subjects.inventory(domain, op)) as headers:
                     message = await self.connection.request(
                         subjects.inventory(domain, op),
                         request.model_dump_json().encode(),
                         timeout=self.timeout_s,
+                        headers=headers,
                     )
         except (NoRespondersError, NatsTimeout) as error:
             return InventoryFailed(

@@ -1,0 +1,333 @@
+"""Governance contracts: model cards, schemas, aliases with history, call records, metrics.
+
+The registry service keeps them in JetStream KV and answers on `skiff.v1.registry.<op>`
+(request/reply). Workers register their model version at start-up, heartbeat, and publish
+one `CallRecord` per model call on `skiff.v1.calls.<domain>`; the planner reads aliases and
+cards from KV to route each domain's extraction to its champion (or a canary, or mirrors it
+to a shadow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+from skiff_contracts.base import Frozen, new_message_id, utc_now
+from skiff_contracts.messages import Tier
+from skiff_contracts.problems import EscalationReason, Problem
+
+ModelStatus = Literal["candidate", "shadow", "canary", "champion", "retired"]
+AliasName = Literal["champion", "challenger"]
+MoveAction = Literal["bootstrap", "promote", "rollback", "retire", "repair"]
+
+
+def slug(text: str) -> str:
+    """A NATS-subject-safe token for a model id."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower()
+
+
+def schema_hash(schema: dict[str, Any]) -> str:
+    """Content hash of a JSON Schema (canonical JSON, sorted keys)."""
+    return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
+
+
+def model_id_for(task: str, name: str, version: str) -> str:
+    return f"{task}/{name}@{version}"
+
+
+def slug_of(model_id: str) -> str:
+    """The subject token of a model id `<task>/<name>@<version>` (equals `ModelCard.slug`)."""
+    name, _, version = model_id.split("/", 1)[-1].partition("@")
+    return slug(f"{name}-{version}")
+
+
+class SchemaRef(Frozen):
+    schema_id: str = Field(description="e.g. 'flights.draft'")
+    version: int = Field(ge=1)
+    sha256: str
+
+
+class Evaluation(Frozen):
+    dataset_id: str
+    metrics: dict[str, float]
+    evaluated_at: datetime = Field(default_factory=utc_now)
+
+
+class ModelCard(Frozen):
+    """One model version serving one task."""
+
+    model_id: str = Field(description="'<task>/<name>@<version>'")
+    task: str = Field(description="'<domain>.<operation>', e.g. 'flights.extract'")
+    name: str
+    version: str
+    base_model: str
+    adapter: str | None = None
+    adapter_sha256: str | None = None
+    engine: str
+    endpoint: str | None = None
+    output_schema: SchemaRef
+    prompt_version: str
+    confidence_threshold: float | None = None
+    evaluations: tuple[Evaluation, ...] = ()
+    status: ModelStatus = "candidate"
+    canary_share: float = Field(default=0.1, ge=0, le=1)
+    owner: str = "unknown"
+    created_at: datetime = Field(default_factory=utc_now)
+    last_seen: datetime | None = None
+
+    @property
+    def slug(self) -> str:
+        return slug_of(self.model_id)
+
+
+class AliasMove(Frozen):
+    """One entry of a task's append-only alias history."""
+
+    task: str
+    alias: AliasName
+    from_model: str | None
+    to_model: str | None
+    who: str
+    why: str
+    at: datetime = Field(default_factory=utc_now)
+    action: MoveAction | None = Field(default=None, description="what made the move")
+    model_id: str | None = Field(
+        default=None, description="the model whose status changed (may hold no alias at all)"
+    )
+    status: ModelStatus | None = Field(default=None, description="the status `model_id` took")
+
+
+class TaskAliases(Frozen):
+    task: str
+    champion: str | None = None
+    challenger: str | None = None
+
+
+class CallRecord(Frozen):
+    """One model call: what the registry's live metrics and the conversion loop's datasets
+    are made of.
+
+    The fields from `prompt_version` on are the full call log the flywheel curates from. They
+    are optional so that compact producers stay valid; producers pass every text and value
+    through PII redaction (`skiff_flywheel.redaction`) before the record leaves the process.
+    `final_answer` and `answered_by` stay empty at call time: they are filled when the step's
+    answer is accepted (by this model, the LLM tier, or the user via `needs_input`).
+    """
+
+    record_id: str = Field(default_factory=new_message_id)
+    model_id: str
+    task: str
+    tier: Tier
+    trip_id: str
+    step: str
+    valid: bool = Field(description="the answer passed every check")
+    reason: EscalationReason | None = None
+    latency_ms: float
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float = 0.0
+    shadow: bool = Field(default=False, description="a mirrored call whose answer is never used")
+    output_digest: str | None = Field(
+        default=None, description="hash of the accepted params: shadow answers are compared on it"
+    )
+    occurred_at: datetime = Field(default_factory=utc_now)
+    prompt_version: str | None = Field(default=None, description="the prompt the model was given")
+    input_text: str | None = Field(default=None, description="the request text, PII redacted")
+    output: dict[str, Any] | None = Field(
+        default=None, description="the model's params (or its draft when it escalated), redacted"
+    )
+    grounded: bool | None = Field(
+        default=None, description="grounding accepted the answer; None when it never ran"
+    )
+    final_answer: dict[str, Any] | None = Field(
+        default=None, description="the step's accepted params, redacted (filled on acceptance)"
+    )
+    answered_by: Tier | None = Field(
+        default=None, description="who gave the accepted answer: the SLM, the LLM tier or the user"
+    )
+    errors: tuple[str, ...] = Field(default=(), description="why the answer failed, redacted")
+
+
+class LatencyStats(Frozen):
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+
+class MetricsWindow(Frozen):
+    calls: int = 0
+    valid_rate: float | None = None
+    escalation_rate: dict[str, float] = Field(default_factory=dict, description="by reason")
+    latency: LatencyStats = LatencyStats()
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    shadow_calls: int = 0
+    shadow_agreement: float | None = Field(
+        default=None, description="share of shadow answers equal to the champion's"
+    )
+
+
+class ModelMetrics(Frozen):
+    model_id: str
+    total: MetricsWindow = MetricsWindow()
+    window: MetricsWindow = Field(default=MetricsWindow(), description="the rolling window")
+    window_s: float = 3600.0
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+# --- the API (request/reply on skiff.v1.registry.<op>) ----------------------------------------
+
+
+class RegisterModel(Frozen):
+    kind: Literal["register_model"] = "register_model"
+    card: ModelCard
+    json_schema: dict[str, Any] = Field(description="the model's output schema, checked")
+
+
+class Heartbeat(Frozen):
+    kind: Literal["heartbeat"] = "heartbeat"
+    model_id: str
+
+
+class Promote(Frozen):
+    kind: Literal["promote"] = "promote"
+    model_id: str
+    to: Literal["shadow", "canary", "champion"]
+    who: str
+    why: str
+    canary_share: float | None = Field(default=None, ge=0, le=1)
+
+
+class Rollback(Frozen):
+    kind: Literal["rollback"] = "rollback"
+    task: str
+    who: str
+    why: str
+
+
+class Retire(Frozen):
+    kind: Literal["retire"] = "retire"
+    model_id: str
+    who: str
+    why: str
+
+
+class GetModel(Frozen):
+    kind: Literal["get_model"] = "get_model"
+    model_id: str
+
+
+class ListModels(Frozen):
+    kind: Literal["list_models"] = "list_models"
+    task: str | None = None
+
+
+class GetHistory(Frozen):
+    kind: Literal["get_history"] = "get_history"
+    task: str
+
+
+class ListSchemas(Frozen):
+    kind: Literal["list_schemas"] = "list_schemas"
+
+
+class GetSeries(Frozen):
+    """The periodic snapshots of one task's live traffic (every task's when `task` is None)."""
+
+    kind: Literal["get_series"] = "get_series"
+    task: str | None = None
+
+
+RegistryRequest = Annotated[
+    RegisterModel
+    | Heartbeat
+    | Promote
+    | Rollback
+    | Retire
+    | GetModel
+    | ListModels
+    | GetHistory
+    | ListSchemas
+    | GetSeries,
+    Field(discriminator="kind"),
+]
+
+
+class ModelView(Frozen):
+    kind: Literal["model_view"] = "model_view"
+    card: ModelCard
+    metrics: ModelMetrics | None = None
+
+
+class ModelList(Frozen):
+    kind: Literal["model_list"] = "model_list"
+    models: tuple[ModelView, ...]
+    aliases: tuple[TaskAliases, ...] = ()
+
+
+class History(Frozen):
+    kind: Literal["history"] = "history"
+    task: str
+    moves: tuple[AliasMove, ...]
+
+
+class SchemaEntry(Frozen):
+    ref: SchemaRef
+    json_schema: dict[str, Any]
+
+
+class SchemaList(Frozen):
+    kind: Literal["schema_list"] = "schema_list"
+    schemas: tuple[SchemaEntry, ...]
+
+
+class TaskPoint(Frozen):
+    """One task's live answers over one interval: a point of the governance page's plots."""
+
+    task: str
+    at: datetime = Field(description="start of the interval")
+    interval_s: float
+    answers: int = Field(description="accepted live answers of every tier (shadows excluded)")
+    slm_calls: int
+    slm_accepted: int = Field(description="valid live micro-SLM answers")
+    escalations: int = Field(description="live micro-SLM calls that escalated")
+    slm_share: float | None = Field(default=None, description="slm_accepted / answers")
+    escalation_rate: float | None = Field(default=None, description="escalations / slm_calls")
+    p95_ms: float | None = Field(default=None, description="p95 latency of live micro-SLM calls")
+
+
+class Series(Frozen):
+    kind: Literal["series"] = "series"
+    task: str | None = None
+    points: tuple[TaskPoint, ...] = ()
+
+
+class Ack(Frozen):
+    """Success of a change: the card as it is now, and the alias move it made (if any)."""
+
+    kind: Literal["ack"] = "ack"
+    card: ModelCard | None = None
+    move: AliasMove | None = None
+    created: bool = False
+
+
+class Refused(Frozen):
+    kind: Literal["refused"] = "refused"
+    code: Literal[
+        "incompatible_schema", "not_found", "invalid", "conflict", "retired", "unavailable"
+    ]
+    message: str
+    problems: tuple[Problem, ...] = ()
+
+
+RegistryReply = Annotated[
+    Ack | Refused | ModelView | ModelList | History | SchemaList | Series,
+    Field(discriminator="kind"),
+]
+REGISTRY_REQUEST: TypeAdapter[Any] = TypeAdapter(RegistryRequest)
+REGISTRY_REPLY: TypeAdapter[Any] = TypeAdapter(RegistryReply)

@@ -1,0 +1,1 @@
+"""The LLM worker: the escalation tier for any domain (`task.llm.resolve`)."""

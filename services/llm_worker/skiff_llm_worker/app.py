@@ -1,0 +1,83 @@
+"""The LLM worker's edge: the durable `llm-worker` consumer on TASKS_LLM, replies on
+`result.llm`."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from faststream import AckPolicy, FastStream
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
+
+from skiff_contracts import subjects
+from skiff_contracts.messages import TASK, Failed, WorkerReply
+from skiff_contracts.problems import validation_problems
+from skiff_llm_worker.service import LlmWorker
+from skiff_llm_worker.settings import LlmWorkerSettings
+from skiff_runtime.broker import make_broker, pull_inbox
+from skiff_runtime.delivery import PoisonMessage, settle
+from skiff_runtime.jetstream import LLM_WORKER
+from skiff_runtime.metrics import process_metrics
+from skiff_runtime.publishing import publish_durably
+from skiff_runtime.telemetry import annotate, trip_context
+
+SERVICE = "llm-worker"
+
+log = structlog.get_logger()
+
+
+async def publish_reply(broker: NatsBroker, reply: WorkerReply, msg_id: str) -> None:
+    await publish_durably(
+        broker, reply, subjects.RESULT_LLM, stream=subjects.STREAM_RESULTS, msg_id=msg_id
+    )
+
+
+async def reply_to_malformed(broker: NatsBroker, body: bytes, error: ValidationError) -> None:
+    """Tell the planner at once when a command is unusable but still names its trip and step."""
+    try:
+        fields = json.loads(body)
+        trip_id, step = str(fields["trip_id"]), str(fields["step"])
+        message_id = str(fields.get("message_id") or f"{trip_id}:{step}")
+    except (ValueError, KeyError, TypeError):
+        return
+    failed = Failed(
+        trip_id=trip_id, step=step, reason="malformed_command", errors=validation_problems(error)
+    )
+    await publish_reply(broker, failed, f"{message_id}:result")
+
+
+def create_app(settings: LlmWorkerSettings, worker: LlmWorker) -> tuple[FastStream, NatsBroker]:
+    broker = make_broker(settings, SERVICE)
+    metrics = process_metrics()
+
+    @broker.subscriber(
+        LLM_WORKER.filter_subject,
+        stream=JStream(LLM_WORKER.stream, declare=False),
+        durable=LLM_WORKER.durable,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        inbox_prefix=pull_inbox(settings, SERVICE),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_task(message: NatsMessage) -> None:
+        async def work() -> None:
+            try:
+                task = TASK.validate_json(message.body)
+            except ValidationError as error:
+                await reply_to_malformed(broker, message.body, error)
+                raise PoisonMessage(f"malformed command: {error.error_count()} errors") from error
+            with trip_context(task.trip_id, domain=task.domain, step=task.step):
+                with metrics.timed_step(task.domain or "none", task.kind):
+                    reply = await worker.handle(task)
+                log.info("task done", kind=reply.kind, reason=getattr(reply, "reason", None))
+                if (call := getattr(reply, "call", None)) is not None:
+                    annotate(tier=call.tier)
+                    metrics.model_call(call)
+                await publish_reply(broker, reply, f"{task.message_id}:result")
+
+        # settle acks after the reply is stored, sends in_progress while the model works,
+        # paces retries of failures and dead-letters after max_deliver.
+        await settle(broker, message, LLM_WORKER, work)
+
+    return FastStream(broker), broker

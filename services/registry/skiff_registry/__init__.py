@@ -1,0 +1,1 @@
+"""The governance registry: model cards, schemas, aliases with history, and live metrics."""

@@ -1,0 +1,252 @@
+"""The registry's edge: the only FastStream code.
+
+- `registry.<op>`: one core request/reply subscriber per request kind, queue group
+  `registry`. Unparseable input and unexpected failures are answered `Refused` — a requester
+  never waits out a timeout on a message the registry received.
+- `calls.*`: the durable `registry-metrics` consumer, fetched in batches of up to
+  `calls_batch`; a batch is acked once its metrics are stored, an unreadable record is
+  dead-lettered. This one is a plain nats-py pull loop on the broker's connection: FastStream
+  0.7.8's batch loop lets nats-py's idle `asyncio.TimeoutError` escape (it catches only
+  `nats.errors.TimeoutError`), and its supervisor then restarts it with an error each second.
+- A ticker re-derives the metrics so the rolling window moves on without traffic.
+
+The adapters are built before the subscribers start (`on_startup`), so no request is ever
+answered by a half-started registry; start-up also completes changes a crash interrupted
+and stores the contracts from code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from skiff_contracts import subjects
+from skiff_contracts.problems import validation_problems
+from skiff_contracts.registry import (
+    REGISTRY_REQUEST,
+    CallRecord,
+    ModelCard,
+    ModelMetrics,
+    Refused,
+    SchemaEntry,
+    Series,
+    TaskAliases,
+)
+from skiff_registry.adapters import JetStreamProvisioner, KvTable, StreamHistory
+from skiff_registry.keys import SERIES_PREFIX, STATE_PREFIX
+from skiff_registry.metrics import Limits, TaskState
+from skiff_registry.recorder import MetricsRecorder
+from skiff_registry.service import Registry
+from skiff_registry.settings import RegistrySettings
+from skiff_runtime.broker import make_broker, pull_inbox
+from skiff_runtime.delivery import retry_delay
+from skiff_runtime.jetstream import REGISTRY_CALLS, STREAM_DLQ, dlq_subject
+from skiff_runtime.publishing import MSG_ID_HEADER
+
+log = structlog.get_logger()
+
+SERVICE = "registry"
+QUEUE = "registry"
+OPERATIONS: tuple[str, ...] = (
+    "register_model", "heartbeat", "promote", "rollback", "retire", "get_model",
+    "list_models", "get_history", "list_schemas", "get_series",
+)  # fmt: skip
+_TASK = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+@dataclass
+class RegistryRuntime:
+    """What the handlers need once the broker is connected."""
+
+    registry: Registry | None = None
+    recorder: MetricsRecorder | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def require(self) -> tuple[Registry, MetricsRecorder]:
+        if self.registry is None or self.recorder is None:
+            raise RuntimeError("registry not started")
+        return self.registry, self.recorder
+
+
+async def answer(runtime: RegistryRuntime, operation: str, body: bytes) -> Any:
+    """Parse one request for `operation` and run it; bad input is a typed reply."""
+    try:
+        request = REGISTRY_REQUEST.validate_json(body)
+    except ValidationError as error:
+        return Refused(
+            code="invalid",
+            message=f"not a valid {operation} request",
+            problems=validation_problems(error),
+        )
+    if request.kind != operation:
+        return Refused(code="invalid", message=f"a {request.kind} request sent to {operation}")
+    try:
+        return await runtime.require()[0].handle(request)
+    except Exception as error:  # answer anyway: a silent drop looks like a timeout
+        log.exception("registry request failed", operation=operation, error=repr(error))
+        return Refused(code="unavailable", message="the registry failed unexpectedly; retry")
+
+
+def _handler(runtime: RegistryRuntime, operation: str) -> Callable[[NatsMessage], Awaitable[bytes]]:
+    async def handle(message: NatsMessage) -> bytes:
+        reply = await answer(runtime, operation, message.body)
+        if isinstance(reply, Refused):
+            log.info("registry refused", operation=operation, code=reply.code, why=reply.message)
+        return bytes(reply.model_dump_json().encode())
+
+    handle.__name__ = f"on_{operation}"
+    return handle
+
+
+def parse_record(message: Msg) -> CallRecord:
+    """A call record, or ValueError when it can never be one (dead-letter it)."""
+    record = CallRecord.model_validate_json(message.data)
+    if not _TASK.match(record.task):
+        raise ValueError(f"task {record.task!r} cannot be a key")
+    return record
+
+
+async def dead_letter(broker: NatsBroker, message: Msg, reason: str) -> None:
+    """Copy a call record that can never be read to `dlq.CALLS`, then terminate it."""
+    meta = message.metadata
+    sequence = meta.sequence.stream if meta.sequence else 0
+    headers = {
+        MSG_ID_HEADER: f"dlq:{REGISTRY_CALLS.stream}:{sequence}",
+        "Skiff-Dlq-Reason": reason[:1000],
+        "Skiff-Dlq-Subject": message.subject,
+        "Skiff-Dlq-Stream": REGISTRY_CALLS.stream,
+        "Skiff-Dlq-Consumer": REGISTRY_CALLS.durable,
+        "Skiff-Dlq-Sequence": str(sequence),
+        "Skiff-Dlq-Deliveries": str(meta.num_delivered or 1),
+    }
+    await broker.publish(
+        message.data, dlq_subject(REGISTRY_CALLS.stream), headers=headers, stream=STREAM_DLQ
+    )
+    await message.term()
+    log.error("dead-lettered", subject=message.subject, reason=reason)
+
+
+async def record_batch(broker: NatsBroker, recorder: MetricsRecorder, batch: list[Msg]) -> None:
+    """Store one batch's metrics, then ack it; a failure naks it for a paced redelivery."""
+    records: list[CallRecord] = []
+    readable: list[Msg] = []
+    for message in batch:
+        try:
+            records.append(parse_record(message))
+            readable.append(message)
+        except (ValidationError, ValueError) as error:
+            await dead_letter(broker, message, f"poison: not a call record: {error}")
+    try:
+        new = await recorder.record(records)
+    except Exception as error:  # whatever was stored is recognised when the batch comes again
+        log.exception("metrics not stored", records=len(records), error=repr(error))
+        for message in readable:
+            await message.nak(delay=retry_delay(message.metadata.num_delivered or 1))
+        return
+    for message in readable:
+        await message.ack()
+    log.debug("calls recorded", records=len(records), new=new)
+
+
+def create_app(settings: RegistrySettings) -> tuple[FastStream, NatsBroker]:
+    broker = make_broker(settings, SERVICE)
+    runtime = RegistryRuntime()
+    for operation in OPERATIONS:
+        broker.subscriber(subjects.registry(operation), queue=QUEUE)(_handler(runtime, operation))
+
+    async def consume_calls(recorder: MetricsRecorder) -> None:
+        js = broker.connection.jetstream()
+        pull = await js.pull_subscribe_bind(
+            durable=REGISTRY_CALLS.durable,
+            stream=REGISTRY_CALLS.stream,
+            inbox_prefix=pull_inbox(settings, SERVICE),
+        )
+        while True:
+            try:
+                batch = await pull.fetch(batch=settings.calls_batch, timeout=1.0)
+            except TimeoutError:  # nats-py raises both kinds; both mean "nothing yet"
+                continue
+            except Exception as error:  # disconnected: the client reconnects by itself
+                log.warning("calls not fetched", error=repr(error))
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await record_batch(broker, recorder, batch)
+            except Exception as error:  # unacked, so redelivered after the ack wait
+                log.exception("call batch not settled", error=repr(error))
+
+    async def tick_forever(recorder: MetricsRecorder) -> None:
+        while True:
+            await asyncio.sleep(settings.snapshot_every_s)
+            try:
+                await recorder.snapshot()
+            except Exception as error:  # the ticker must outlive one failed write
+                log.exception("metrics snapshot failed", error=repr(error))
+
+    async def start() -> None:
+        await broker.connect()
+        js = broker.connection.jetstream()
+        models = await js.key_value(subjects.BUCKET_MODELS)
+        aliases = await js.key_value(subjects.BUCKET_ALIASES)
+        schemas = await js.key_value(subjects.BUCKET_SCHEMAS)
+        metrics = await js.key_value(subjects.BUCKET_METRICS)
+        series = KvTable(metrics, Series, SERIES_PREFIX)
+        # Model metrics are only ever read by key (the bucket also holds the state and series).
+        model_metrics = KvTable(metrics, ModelMetrics)
+        registry = Registry(
+            KvTable(models, ModelCard),
+            KvTable(aliases, TaskAliases),
+            KvTable(schemas, SchemaEntry),
+            model_metrics,
+            series,
+            StreamHistory(js),
+            JetStreamProvisioner(js),
+        )
+        for line in await registry.reconcile():
+            log.warning("repaired", what=line)
+        contracts = await registry.register_contracts()
+        limits = Limits(
+            window_s=settings.metrics_window_s,
+            bucket_s=settings.metrics_bucket_s,
+            shadow_ttl_s=settings.shadow_match_ttl_s,
+            shadow_max=settings.shadow_pending_max,
+            dedupe_ttl_s=settings.dedupe_ttl_s,
+            dedupe_max=settings.dedupe_max,
+        )
+        runtime.recorder = MetricsRecorder(
+            KvTable(metrics, TaskState, STATE_PREFIX),
+            model_metrics,
+            series,
+            limits=limits,
+            series_points=settings.series_points,
+        )
+        runtime.registry = registry
+        log.info("registry ready", contracts=[f"{r.schema_id}.v{r.version}" for r in contracts])
+
+    async def after_start() -> None:
+        recorder = runtime.require()[1]
+        runtime.tasks = [
+            asyncio.create_task(consume_calls(recorder)),
+            asyncio.create_task(tick_forever(recorder)),
+        ]
+
+    async def stop() -> None:
+        for task in runtime.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        runtime.tasks = []
+
+    app = FastStream(broker, on_startup=[start], after_startup=[after_start], on_shutdown=[stop])
+    return app, broker

@@ -1,0 +1,70 @@
+"""The registry app run in the test's process, and helpers to talk to it over real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import FastStream
+from nats.aio.client import Client
+from pydantic import BaseModel
+
+from skiff_contracts import subjects
+from skiff_contracts.registry import REGISTRY_REPLY, CallRecord
+from skiff_registry.app import create_app
+from skiff_registry.settings import RegistrySettings
+from skiff_runtime.nats_server import NatsServer
+
+
+def registry_settings(server: NatsServer) -> RegistrySettings:
+    """Short buckets and a fast ticker, so points and windows show within a test."""
+    return RegistrySettings(
+        nats_url=server.url, metrics_window_s=600, metrics_bucket_s=10, snapshot_every_s=0.5
+    )
+
+
+class RunningRegistry:
+    """The registry app, stopped and started again like its process would be."""
+
+    def __init__(self, server: NatsServer) -> None:
+        self.server = server
+        self.app: FastStream | None = None
+
+    async def start(self) -> None:
+        self.app, _ = create_app(registry_settings(self.server))
+        await self.app.start()
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
+            self.app = None
+
+
+async def ask(connection: Client, request: BaseModel, timeout: float = 5.0) -> Any:
+    """One request/reply to the registry, the reply parsed as the contract says."""
+    operation = str(getattr(request, "kind", ""))
+    reply = await connection.request(
+        subjects.registry(operation), request.model_dump_json().encode(), timeout=timeout
+    )
+    return REGISTRY_REPLY.validate_json(reply.data)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+async def publish_calls(connection: Client, records: list[CallRecord]) -> None:
+    """Like a worker: one message per record on `calls.<domain>`."""
+    js = connection.jetstream()
+    for record in records:
+        await js.publish(
+            subjects.calls(record.task.split(".", 1)[0]),
+            record.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{record.record_id}:{time.monotonic_ns()}"},
+        )

@@ -1,0 +1,113 @@
+"""`skiff registry …` in its own process against a real registry over real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client
+
+from skiff_contracts.registry import History, ModelList, SchemaList, TaskAliases
+from skiff_runtime.nats_server import NatsServer
+from tests.fakes.registry import registration
+from tests.integration.registry_harness import RunningRegistry, ask
+
+pytestmark = pytest.mark.nats
+
+TASK = "flights.extract"
+V1, V2 = "flights.extract/smollm2-lora@1", "flights.extract/smollm2-lora@2"
+CLI = "from skiff_cli.registry_cli import registry_app; registry_app(prog_name='skiff registry')"
+
+
+@pytest.fixture
+async def registry(nats_server: NatsServer, fresh_layout: Client) -> AsyncIterator[Client]:
+    running = RunningRegistry(nats_server)
+    await running.start()
+    await ask(fresh_layout, registration(version="1"))
+    await ask(fresh_layout, registration(version="2"))
+    yield fresh_layout
+    await running.stop()
+
+
+async def skiff_registry(server: NatsServer, *args: str, user: str = "ana") -> tuple[int, str, str]:
+    """Run the CLI as a user would: its own process, its own connection."""
+    env = {**os.environ, "USER": user, "COLUMNS": "200"}
+    env.pop("SKIFF_NATS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CLI, *args, "--nats-url", server.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_list_show_and_schemas_read_the_registry(
+    registry: Client, nats_server: NatsServer
+) -> None:
+    code, out, _ = await skiff_registry(nats_server, "list", "--json")
+    assert code == 0
+    listed = ModelList.model_validate_json(out)
+    assert [v.card.model_id for v in listed.models] == [V1, V2]
+    assert listed.aliases == (TaskAliases(task=TASK, champion=V1),)
+
+    code, out, _ = await skiff_registry(nats_server, "list")
+    assert code == 0 and V1 in out and "champion" in out and "candidate" in out
+
+    code, out, _ = await skiff_registry(nats_server, "show", "smollm2-lora-2")  # by slug
+    assert code == 0 and V2 in out and "flights.draft v1" in out and "no calls recorded" in out
+
+    code, out, _ = await skiff_registry(nats_server, "schemas", "--json")
+    assert code == 0
+    assert {e.ref.schema_id for e in SchemaList.model_validate_json(out).schemas} == {
+        "flights.draft", "hotels.draft", "cars.draft", "insurance.draft"
+    }  # fmt: skip
+
+
+async def test_promote_rollback_retire_and_the_history_they_leave(
+    registry: Client, nats_server: NatsServer
+) -> None:
+    code, out, err = await skiff_registry(
+        nats_server, "promote", V2, "--to", "canary", "--share", "0.3", "--reason", "agrees 98 %"
+    )
+    assert code == 0, err
+    assert f"{V2} is now canary" in out
+    code, out, err = await skiff_registry(
+        nats_server, "promote", "smollm2-lora@2", "--to", "champion", "--reason", "wins",
+        user="bo",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"{V2} is now champion" in out
+    code, out, err = await skiff_registry(
+        nats_server, "rollback", TASK, "--reason", "p95 regression", "--who", "oncall"
+    )
+    assert code == 0, err
+    assert f"{V1} is now champion" in out
+
+    code, out, err = await skiff_registry(nats_server, "retire", V2, "--reason", "superseded")
+    assert code == 0 and f"{V2} is now retired" in out, err
+
+    code, out, _ = await skiff_registry(nats_server, "history", TASK, "--json")
+    moves = History.model_validate_json(out).moves
+    assert [(m.alias, m.to_model, m.who, m.why) for m in moves] == [
+        ("champion", V1, "registry", "first version registered for the task"),
+        ("challenger", V2, "ana", "agrees 98 %"),
+        ("champion", V2, "bo", "wins"),
+        ("challenger", V1, "bo", "wins"),
+        ("champion", V1, "oncall", "p95 regression"),
+        ("challenger", V2, "oncall", "p95 regression"),
+        ("challenger", None, "ana", "superseded"),
+    ]
+    code, out, _ = await skiff_registry(nats_server, "history", TASK)
+    assert code == 0 and "p95 regression" in out and "oncall" in out
+
+    # Refusals exit 1 and say why.
+    code, out, _ = await skiff_registry(nats_server, "rollback", TASK, "--reason", "again")
+    assert code == 1 and "refused (not_found)" in out
+    code, out, _ = await skiff_registry(
+        nats_server, "promote", V2, "--to", "shadow", "--reason", "revive"
+    )
+    assert code == 1 and "refused (retired)" in out

@@ -1,0 +1,162 @@
+"""S2 curate and import: validation, dedup, the split by group, the manifest's hash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skiff_flywheel.curate import curate, split_of
+from skiff_flywheel.dataset import (
+    DatasetCorrupt,
+    DatasetExists,
+    Example,
+    read_dataset,
+    write_dataset,
+)
+from skiff_flywheel.sgd import import_sgd
+
+SGD = Path(__file__).parents[2].parent / "shared" / "data" / "sgd-train"
+TASK = "flights.extract"
+
+
+def _record(n: int, text: str, answer: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "record_id": f"r{n}", "model_id": "flights.extract/smol@1", "task": TASK, "tier": "slm",
+        "trip_id": f"t{n}", "step": TASK, "valid": True, "latency_ms": 10.0, "tokens_in": 100,
+        "tokens_out": 20, "input_text": text, "final_answer": answer, "answered_by": "slm",
+        **extra,
+    }  # fmt: skip
+
+
+def _answer(destination: str, day: int) -> dict[str, Any]:
+    return {"domain": "flights", "destination": destination, "departure_date": f"2026-03-{day:02d}"}
+
+
+def _records() -> list[dict[str, Any]]:
+    long = (
+        "I would like to book a nonstop flight from Boston to Denver on March 12 "
+        "for my whole family please"
+    )
+    return [
+        _record(1, long, _answer("Denver", 12)),
+        _record(2, "  " + long.upper() + " ", _answer("Denver", 12)),  # exact (normalised)
+        _record(3, long.replace("please", "thanks"), _answer("Denver", 12)),  # near
+        _record(4, long + "!", _answer("Denver", 13)),  # near, but another answer
+        _record(5, "Flight to Denver on March 12", None),  # never answered
+        _record(6, "Flight to Paris on March 12", {"domain": "flights", "passengers": 40}),
+        _record(7, "A hotel in Paris", {"domain": "hotels"}, task="hotels.extract"),
+        _record(8, "Mirror", _answer("Paris", 3), shadow=True),
+        {"record_id": "broken"},
+        *(_record(100 + i, f"Fly me to city number {i} on the {i}th", _answer("Denver", 1 + i % 28))
+          for i in range(40)),
+    ]  # fmt: skip
+
+
+def test_curate_validates_and_deduplicates() -> None:
+    curated = curate(_records(), TASK)
+    kept = {e.example_id for split in curated.splits.values() for e in split}
+    assert {"r1", "r4"} <= kept
+    assert not kept & {"r2", "r3", "r5", "r6", "r7", "r8"}
+    assert curated.dropped == {
+        "duplicate": 1, "near_duplicate": 1, "no_final_answer": 1, "invalid_final_answer": 1,
+        "other_task": 1, "shadow": 1, "unreadable": 1,
+    }  # fmt: skip
+    assert len(kept) == 42
+    params = next(e.params for s in curated.splits.values() for e in s if e.example_id == "r1")
+    assert params["departure_date"] == "2026-03-12" and params["domain"] == "flights"
+
+
+def test_a_near_duplicate_with_another_answer_is_kept() -> None:
+    curated = curate(_records(), TASK)
+    texts = [e.text for split in curated.splits.values() for e in split]
+    assert any(text.endswith("please!") for text in texts)
+
+
+def test_the_split_is_deterministic_and_no_group_is_in_both() -> None:
+    first = curate(_records(), TASK, eval_share=0.3)
+    # Which duplicate wins follows the export's order; the split of a group never does.
+    again = curate(_records(), TASK, eval_share=0.3)
+    ids = {split: {e.example_id for e in first.splits[split]} for split in first.splits}
+    assert ids["train"] and ids["eval"]
+    assert {split: {e.example_id for e in again.splits[split]} for split in again.splits} == ids
+    train_groups = {e.group for e in first.splits["train"]}
+    assert not train_groups & {e.group for e in first.splits["eval"]}
+    for split, examples in curate(list(reversed(_records())), TASK, eval_share=0.3).splits.items():
+        assert all(split_of(example.group, 0.3) == split for example in examples)
+
+
+def test_eval_share_is_respected_roughly_and_zero_means_no_eval() -> None:
+    groups = [f"g{i}" for i in range(2000)]
+    share = sum(split_of(g, 0.2) == "eval" for g in groups) / len(groups)
+    assert 0.17 < share < 0.23
+    assert curate(_records(), TASK, eval_share=0.0).splits["eval"] == []
+    with pytest.raises(ValueError, match="eval_share"):
+        curate(_records(), TASK, eval_share=1.5)
+
+
+def _write(path: Path, examples: list[Example]) -> str:
+    manifest = write_dataset(path, {"train": examples, "eval": []}, task=TASK, sources=["calls"],
+                             dropped={}, eval_share=0.2)  # fmt: skip
+    return manifest.sha256
+
+
+def test_the_manifest_hash_is_stable_and_follows_the_content(tmp_path: Path) -> None:
+    curated = curate(_records(), TASK)
+    train = curated.splits["train"]
+    first = _write(tmp_path / "a", train)
+    assert _write(tmp_path / "b", list(reversed(train))) == first  # order does not matter
+    changed = [train[0].model_copy(update={"text": train[0].text + " extra"}), *train[1:]]
+    assert _write(tmp_path / "c", changed) != first
+    assert _write(tmp_path / "d", train[1:]) != first
+    manifest, splits = read_dataset(tmp_path / "a")
+    assert manifest.sha256 == first and manifest.version == first[:12]
+    assert manifest.counts == {"train": len(train), "eval": 0}
+    assert splits["train"] == sorted(train, key=lambda e: (e.group, e.example_id))
+
+
+def test_a_dataset_is_not_overwritten_and_tampering_is_detected(tmp_path: Path) -> None:
+    train = curate(_records(), TASK).splits["train"]
+    _write(tmp_path, train)
+    with pytest.raises(DatasetExists):
+        _write(tmp_path, train)
+    with (tmp_path / "train.jsonl").open("a") as handle:
+        handle.write(json.dumps(train[0].model_dump(mode="json")) + "\n")
+    with pytest.raises(DatasetCorrupt):
+        read_dataset(tmp_path)
+
+
+@pytest.mark.skipif(not (SGD / "train.jsonl").is_file(), reason="needs ../shared/data/sgd-train")
+def test_import_sgd_flights_groups_by_dialogue(tmp_path: Path) -> None:
+    curated = import_sgd(SGD, TASK)
+    train, evaluation = curated.splits["train"], curated.splits["eval"]
+    assert len(train) > 500 and len(evaluation) > 100
+    assert all(e.source == "sgd" and e.params["domain"] == "flights" for e in train + evaluation)
+    assert not {e.group for e in train} & {e.group for e in evaluation}
+    assert all(e.group.startswith("sgd:") for e in train)
+    with_iata = [e for e in train if e.params.get("destination_iata")]
+    assert len(with_iata) > len(train) // 2
+    manifest = write_dataset(tmp_path, curated.splits, task=TASK, sources=["sgd"],
+                             dropped=curated.dropped, eval_share=0.2)  # fmt: skip
+    assert manifest.counts == {"train": len(train), "eval": len(evaluation)}
+
+
+def test_the_cli_curates_an_export_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from skiff_cli.flywheel_cli import flywheel_app
+
+    export = tmp_path / "calls.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in _records()) + "not json\n")
+    output = tmp_path / "dataset"
+    args = ["curate", "--task", TASK, "--input", str(export), "--output", str(output)]
+    result = CliRunner().invoke(flywheel_app, args)
+    assert result.exit_code == 0, result.output
+    manifest, splits = read_dataset(output)
+    assert manifest.sources == ("calls",) and manifest.dropped["unreadable"] == 2
+    assert manifest.counts == {split: len(splits[split]) for split in splits}
+    assert CliRunner().invoke(flywheel_app, args).exit_code == 1
+    bad_task = ["curate", "--task", "trains.extract", "--input", str(export), "--output", "x"]
+    assert CliRunner().invoke(flywheel_app, bad_task).exit_code == 1

@@ -1,0 +1,134 @@
+"""PII redaction: the corpus of travel requests, and the Luhn rule behind card numbers."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skiff_flywheel.numbers import find_numbers, luhn_valid
+from skiff_flywheel.redaction import PLACEHOLDERS, redact, redact_value
+
+CORPUS = Path(__file__).parents[1] / "fixtures" / "pii_corpus.jsonl"
+ROWS: list[dict[str, Any]] = [json.loads(line) for line in CORPUS.read_text("utf-8").splitlines()]
+
+
+def test_the_corpus_is_large_enough_and_covers_every_kind() -> None:
+    assert len(ROWS) >= 40
+    found: set[str] = set()
+    for row in ROWS:
+        found |= set(redact(row["text"]).counts)
+    assert found == set(PLACEHOLDERS)
+    assert sum(1 for row in ROWS if not row["must_remove"]) >= 10
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["text"][:40] for row in ROWS])
+def test_corpus_line(row: dict[str, Any]) -> None:
+    redacted = redact(row["text"]).text
+    for value in row["must_remove"]:
+        assert value not in redacted, f"{value!r} survived: {redacted}"
+    for value in row["must_keep"]:
+        assert value in redacted, f"{value!r} was lost: {redacted}"
+    # What is knowingly not caught is pinned too: catching it later is a change to record.
+    for value in row.get("known_miss", ()):
+        assert value in redacted, f"{value!r} is now caught: update the corpus"
+
+
+def test_counts_are_per_kind() -> None:
+    result = redact("Mr. Ann Lee, ann@example.com, 4111 1111 1111 1111, (415) 555-0132")
+    assert result.counts == {"name": 1, "email": 1, "card": 1, "phone": 1}
+    assert result.total == 4
+
+
+def test_redact_value_walks_json_and_keeps_keys_and_scalars() -> None:
+    value = {
+        "origin": "New York",
+        "notes": ["call 415-555-0198", {"email": "a.b@example.org"}],
+        "passengers": 2,
+        "nonstop": True,
+        "airline": None,
+    }
+    assert redact_value(value) == {
+        "origin": "New York",
+        "notes": ["call [PHONE]", {"email": "[EMAIL]"}],
+        "passengers": 2,
+        "nonstop": True,
+        "airline": None,
+    }
+
+
+def test_text_without_pii_is_returned_unchanged() -> None:
+    text = "Flight UA 1234 from Boston on 2026-03-12 at 10:30, back 12/03, $1,250.00, 2 adults"
+    result = redact(text)
+    assert result.text == text
+    assert result.total == 0
+
+
+# --- the Luhn rule, property style -------------------------------------------------------------
+
+
+def _with_check_digit(body: str) -> str:
+    for digit in "0123456789":
+        if luhn_valid(body + digit):
+            return body + digit
+    raise AssertionError("some check digit always completes a Luhn number")
+
+
+def _grouped(digits: str, separator: str) -> str:
+    return separator.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_luhn_valid_number_of_13_to_19_digits_is_a_card(seed: int) -> None:
+    rng = random.Random(seed)
+    for length in range(13, 20):
+        body = str(rng.randint(1, 9)) + "".join(rng.choice("0123456789") for _ in range(length - 2))
+        card = _with_check_digit(body)
+        for separator in ("", " ", "-"):
+            written = _grouped(card, separator)
+            result = redact(f"pay with {written} for the flight to Denver on March 3")
+            assert result.counts == {"card": 1}, written
+            assert "Denver" in result.text and "March 3" in result.text
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_luhn_invalid_number_is_never_a_card_and_never_a_phone(seed: int) -> None:
+    rng = random.Random(seed)
+    for length in (13, 14, 15, 16, 17, 18, 19):
+        body = str(rng.randint(1, 9)) + "".join(rng.choice("0123456789") for _ in range(length - 2))
+        valid = _with_check_digit(body)
+        invalid = valid[:-1] + str((int(valid[-1]) + rng.randint(1, 9)) % 10)
+        assert not luhn_valid(invalid)
+        # Grouped, a 17-19 digit run holds 16-digit windows, and one of those passes the
+        # check one time in ten: it is then redacted as a card, erring on the safe side.
+        separators = ("", " ", "-") if length <= 16 else ("",)
+        for separator in separators:
+            written = _grouped(invalid, separator)
+            assert redact(f"reference {written} for the hotel").text.count(written) == 1
+
+
+def test_one_changed_digit_breaks_the_luhn_check() -> None:
+    card = "4111111111111111"
+    assert luhn_valid(card)
+    for position in range(len(card)):
+        for digit in "0123456789":
+            if digit != card[position]:
+                assert not luhn_valid(card[:position] + digit + card[position + 1 :])
+
+
+def test_known_test_cards() -> None:
+    for card in ("4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"):
+        assert luhn_valid(card)
+    assert not luhn_valid("")
+    assert not luhn_valid("4111 1111")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-03-12 2026-03-19", "12.03.2026 26.03.2026", "10:30 11:45", "UA 1234 DL 5678", "12/03"],
+)
+def test_dates_times_and_flights_are_not_numbers(text: str) -> None:
+    assert find_numbers(text) == []
