@@ -13,7 +13,13 @@ from skiff_cli import stack
 from skiff_cli.client import SkiffClient, SubmitError
 from skiff_contracts import subjects
 from skiff_contracts.domains import FlightsRequest, HotelsRequest
-from skiff_contracts.events import StepChanged, TripEvent, TripFinished, TripPlanned
+from skiff_contracts.events import (
+    StepChanged,
+    TripEvent,
+    TripFinished,
+    TripNeedsInput,
+    TripPlanned,
+)
 from skiff_contracts.messages import TripRequest
 
 pytestmark = [pytest.mark.nats, pytest.mark.model]
@@ -82,6 +88,31 @@ async def test_the_same_client_request_id_is_one_trip(running_stack: stack.Stack
     assert (first.duplicate, second.duplicate) == (False, True)
     assert first.trip_id == second.trip_id
     assert sum(isinstance(e, TripPlanned) for e in events) == 1
+
+
+async def test_an_ambiguous_city_asks_the_user_and_the_answer_books_it(
+    running_stack: stack.Stack,
+) -> None:
+    request = TripRequest(
+        text="A hotel in Springfield from March 3rd to March 5th.",
+        reference_date=date(2026, 3, 1),
+    )
+    async with await SkiffClient.connect(running_stack.nats_url) as client:
+        accepted = await client.submit(request)
+        events: list[TripEvent] = []
+        async for event in client.events(accepted.trip_id, timeout_s=400):
+            events.append(event)
+            if isinstance(event, TripNeedsInput):
+                assert "Springfield, IL" in event.question, event.question
+                assert "Springfield, MO" in event.question, event.question
+                await client.answer(accepted.trip_id, "Springfield, Illinois")
+    asked = [e for e in events if isinstance(e, TripNeedsInput)]
+    assert len(asked) == 1, [e.question for e in asked]
+    finished = events[-1]
+    assert isinstance(finished, TripFinished) and finished.state == "completed", finished
+    (item,) = finished.itinerary
+    assert isinstance(item.params, HotelsRequest)
+    assert item.params.location_iata == "SPI"  # Springfield, Illinois (Abraham Lincoln Capital)
 
 
 @pytest.mark.parametrize("text", ["", "x" * 5000])

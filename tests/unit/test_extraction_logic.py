@@ -9,7 +9,12 @@ import pytest
 
 from skiff_contracts.domains import CarsDraft, FlightsDraft, HotelsDraft, InsuranceDraft
 from skiff_extraction.confidence import value_confidence, value_spans
-from skiff_extraction.evidence import completed_dates, reassigned_roles, unsupported_fields
+from skiff_extraction.evidence import (
+    completed_dates,
+    completed_places,
+    reassigned_roles,
+    unsupported_fields,
+)
 from skiff_extraction.schema import decoding_schema
 from skiff_extraction.scoring import SlotScore, matches
 from skiff_inference.engine import TokenLogprob
@@ -134,3 +139,18 @@ def test_a_shortened_date_takes_the_texts_own_month() -> None:
     assert completed.return_date == "March 5th"
     ambiguous = completed_dates(draft, "on March 5th or maybe April 5th")
     assert ambiguous.return_date == "the 5th"  # two readings: left as the model said it
+
+
+def test_an_ambiguous_place_takes_the_texts_own_qualified_name() -> None:
+    answered = "A hotel in Springfield from March 3rd to March 5th.\nSpringfield, Illinois"
+    assert completed_places(HotelsDraft(location="Springfield"), answered).location == (
+        "Springfield, Illinois"
+    )
+    both = "Springfield IL or Springfield MO, whichever is cheaper"
+    assert completed_places(FlightsDraft(destination="Springfield"), both).destination == (
+        "Springfield"
+    )  # two different cities: still ambiguous, the user is asked
+    plain = "to Springfield on the 3rd"
+    assert completed_places(FlightsDraft(destination="Springfield"), plain).destination == (
+        "Springfield"
+    )

@@ -300,6 +300,9 @@ async def test_an_slm_failure_goes_to_the_llm_tier_with_the_attempt_and_the_trip
     (resolve,) = trip.sent(ResolveTask)
     assert (resolve.domain, resolve.reason) == ("hotels", "ungrounded")
     assert resolve.attempt == {"origin": "Atlantis"}
+    step = trip.record.steps[resolve.step]
+    assert step.deadline is not None and step.dispatched_at is not None
+    assert step.deadline - step.dispatched_at == trip.planner.policy.resolve_timeout
     assert resolve.known["flights"] == PARAMS["flights"]  # "a hotel there" can be settled
     llm_call = ModelCall(tier="llm", engine="openai", model="big", version="1", tokens_in=900,
                          tokens_out=60, cost_usd=0.0004, calls=2)  # fmt: skip

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 
 from skiff_contracts.domains import FlightsDraft
-from skiff_travel.grounding import Grounded, ground_city, ground_country
+from skiff_travel.grounding import Ambiguous, Grounded, ground_city, ground_country
 from skiff_travel.text import normalize_key
 
 PLACE_FIELDS = frozenset({"origin", "destination", "location", "pickup_city"})
@@ -196,6 +196,34 @@ def completed_dates(draft: DraftT, text: str) -> DraftT:
             phrases = _full_phrases(bare.group(1), text) if bare else set()
             if len(phrases) == 1:
                 updates[field] = phrases.pop()
+    return draft.model_copy(update=updates) if updates else draft
+
+
+def completed_places(draft: DraftT, text: str) -> DraftT:
+    """An ambiguous place ("Springfield") becomes the text's own fuller phrase for it
+    ("Springfield, Illinois") when exactly one such phrase grounds to one of its candidates:
+    the user's answer to "which Springfield?" settles it even when the model copies the
+    short name again."""
+    updates = {}
+    for field, value in draft:
+        if field not in PLACE_FIELDS or not isinstance(value, str):
+            continue
+        grounding = ground_city(value)
+        if not isinstance(grounding, Ambiguous):
+            continue
+        # A lookahead, so "Springfield IL or Springfield MO" yields both qualifiers.
+        pattern = rf"\b{re.escape(value)}(?=\s*,?\s+((?:[A-Za-z.]+\s?){{1,3}}))"
+        fuller = set()
+        for match in re.finditer(pattern, text, re.IGNORECASE):
+            words = match.group(1).split()
+            for n in range(len(words), 0, -1):  # the longest qualifier that grounds
+                phrase = f"{value}, {' '.join(words[:n])}"
+                found = ground_city(phrase)
+                if isinstance(found, Grounded) and found.city in grounding.candidates:
+                    fuller.add((phrase, found.city))
+                    break
+        if len({city for _, city in fuller}) == 1:
+            updates[field] = sorted(fuller)[0][0]
     return draft.model_copy(update=updates) if updates else draft
 
 

@@ -20,6 +20,7 @@ from skiff_contracts.problems import EscalationReason, Problem, validation_probl
 from skiff_extraction.confidence import value_confidence
 from skiff_extraction.evidence import (
     completed_dates,
+    completed_places,
     reassigned_roles,
     unsupported_fields,
     without,
@@ -141,7 +142,7 @@ class Extractor:
             )
         attempt = draft.model_dump(mode="json")
         dropped = unsupported_fields(draft, task.text)
-        checked = completed_dates(without(draft, dropped), task.text)
+        checked = completed_places(completed_dates(without(draft, dropped), task.text), task.text)
         if isinstance(checked, FlightsDraft):
             checked = reassigned_roles(checked, task.text)
         outcome = ground_draft(checked, task.reference_date)

@@ -162,11 +162,10 @@ class Change:
         return step
 
     def dispatch(self, step: StepRecord, task: Outgoing) -> None:
-        timeout = (
-            self.policy.extract_timeout
-            if step.operation == "extract"
-            else (self.policy.booking_timeout)
-        )
+        timeout = {
+            "extract": self.policy.extract_timeout,
+            "resolve": self.policy.resolve_timeout,
+        }.get(step.operation, self.policy.booking_timeout)
         self.put(step.model_copy(update={
             "status": "dispatched", "dispatched_at": self.now, "deadline": self.now + timeout,
             "retry_at": None,
