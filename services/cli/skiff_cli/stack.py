@@ -313,11 +313,9 @@ def down(home: Path = DEFAULT_HOME) -> bool:
 
 
 @contextlib.contextmanager
-def standin_llm(threads: int = 1, ready_timeout_s: float = 120.0) -> Iterator[str]:
-    """Run the stand-in LLM server for the duration of the block; yields its base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = standin_command(bundled_model_path(), port, threads=threads)
+def http_server(command: list[str], url: str, ready_timeout_s: float) -> Iterator[str]:
+    """Run an OpenAI-compatible server (`command`) until the block ends; yields `url` once
+    `/v1/models` answers. Its output goes to a temporary file, shown if it dies starting."""
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -326,12 +324,12 @@ def standin_llm(threads: int = 1, ready_timeout_s: float = 120.0) -> Iterator[st
                 if process.poll() is not None:
                     log.seek(0)
                     output = log.read().decode("utf-8", "replace")[-2000:]
-                    raise RuntimeError(f"the stand-in LLM server exited:\n{output}")
+                    raise RuntimeError(f"{command[2]} exited with {process.returncode}:\n{output}")
                 with contextlib.suppress(httpx.HTTPError):
                     if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the stand-in LLM server at {url} is not ready")
+                    raise TimeoutError(f"the server at {url} is not ready after {ready_timeout_s}s")
                 time.sleep(0.2)
             yield url
         finally:
@@ -341,3 +339,12 @@ def standin_llm(threads: int = 1, ready_timeout_s: float = 120.0) -> Iterator[st
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def standin_llm(threads: int = 1, ready_timeout_s: float = 120.0) -> Iterator[str]:
+    """Run the stand-in LLM server for the duration of the block; yields its base URL."""
+    port = free_port()
+    command = standin_command(bundled_model_path(), port, threads=threads)
+    with http_server(command, f"http://127.0.0.1:{port}", ready_timeout_s) as url:
+        yield url
