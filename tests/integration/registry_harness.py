@@ -33,8 +33,11 @@ class RunningRegistry:
         self.app: FastStream | None = None
 
     async def start(self) -> None:
-        self.app, _ = create_app(registry_settings(self.server))
+        self.app, broker = create_app(registry_settings(self.server))
         await self.app.start()
+        # A PING round trip: the server has processed the API subscriptions before anyone
+        # asks (without it a request could race them and find no responders).
+        await broker.connection.flush()
 
     async def stop(self) -> None:
         if self.app is not None:
