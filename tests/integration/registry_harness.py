@@ -9,10 +9,12 @@ from typing import Any
 
 from faststream import FastStream
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from skiff_contracts import subjects
-from skiff_contracts.registry import REGISTRY_REPLY, CallRecord
+from skiff_contracts.registry import REGISTRY_REPLY, CallRecord, ListSchemas
 from skiff_registry.app import create_app
 from skiff_registry.settings import RegistrySettings
 from skiff_runtime.nats_server import NatsServer
@@ -35,14 +37,28 @@ class RunningRegistry:
     async def start(self) -> None:
         self.app, broker = create_app(registry_settings(self.server))
         await self.app.start()
-        # A PING round trip: the server has processed the API subscriptions before anyone
-        # asks (without it a request could race them and find no responders).
-        await broker.connection.flush()
+        # Ready means answering: right after a restart in the same process, nats-server can
+        # still answer the first request "no responders" although the new subscriptions are
+        # flushed (seen under load, once per restart, for ~30 ms), so ask until it answers.
+        await ready(broker.connection)
 
     async def stop(self) -> None:
         if self.app is not None:
             await self.app.stop()
             self.app = None
+
+
+async def ready(connection: Client, timeout: float = 10.0) -> None:
+    """Return once the registry answers a request (a cheap one: the schema list)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await ask(connection, ListSchemas(), timeout=1.0)
+            return
+        except (NoRespondersError, NatsTimeout):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def ask(connection: Client, request: BaseModel, timeout: float = 5.0) -> Any:

@@ -23,7 +23,6 @@ from skiff_runtime.jetstream import WORKER_CONSUMERS, version_consumer
 from skiff_runtime.publishing import MSG_ID_HEADER
 
 _VALID_KEY = re.compile(r"^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$")
-WATCH_TIMEOUT_S = 5.0
 
 
 class KvTable(Generic[T]):
@@ -68,18 +67,21 @@ class KvTable(Generic[T]):
         return int(await self.kv.put(self._key(key), value.model_dump_json().encode()))
 
     async def values(self) -> list[T]:
-        """Every current value under the prefix (one ordered consumer, closed after)."""
-        watcher = await self.kv.watch(f"{self.prefix}>", ignore_deletes=True)
+        """Every current value under the prefix, in key order.
+
+        The keys come from the bucket stream's subjects, then each is read on its own. Not a
+        watcher: nats-py's KV watch can signal the end of the initial values before the last
+        of them is delivered, and a listing then misses a card (seen under load).
+        """
+        kv_prefix = f"$KV.{self.kv._name}."  # nats-py keeps the bucket's names private
+        info = await self.kv._js.stream_info(
+            self.kv._stream, subjects_filter=f"{kv_prefix}{self.prefix}>"
+        )
         found: list[T] = []
-        try:
-            while True:
-                entry = await watcher.updates(timeout=WATCH_TIMEOUT_S)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                if entry.value:
-                    found.append(self.model.model_validate_json(entry.value))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        for subject in sorted(info.state.subjects or {}):
+            stored = await self.get(subject[len(kv_prefix) + len(self.prefix) :])
+            if stored is not None:
+                found.append(stored.value)
         return found
 
 
