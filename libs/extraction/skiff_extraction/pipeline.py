@@ -53,6 +53,7 @@ class Extractor:
     confidence_threshold: float | None = None
     max_tokens: int = MAX_OUTPUT_TOKENS
     prompt_version: str = field(default=PROMPT_VERSION)
+    adapter: str | None = None  # the engine's name of a LoRA adapter to apply, if any
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
     @property
@@ -61,9 +62,13 @@ class Extractor:
 
     async def warm_up(self) -> None:
         """Pay grammar compilation and prefix evaluation at start-up, not on the first trip."""
-        await self.engine.warm_up(
-            extraction_messages(self.domain, "I need to travel next week."), self.schema
-        )
+        messages = self.messages("I need to travel next week.")
+        if self.adapter is None:
+            await self.engine.warm_up(messages, self.schema)
+        else:  # the adapter's own first-call costs and prompt prefix
+            await self.engine.generate_json(
+                messages, self.schema, adapter=self.adapter, max_tokens=2
+            )
 
     def _call(self, generation: Generation) -> ModelCall:
         return ModelCall(
@@ -100,7 +105,9 @@ class Extractor:
 
     def messages(self, text: str, extra_turns: Sequence[ChatMessage] = ()) -> list[ChatMessage]:
         """The prompt for `text`: the domain's fixed prefix, `extra_turns`, then the text."""
-        return extraction_messages(self.domain, text, extra_turns)
+        return extraction_messages(
+            self.domain, text, extra_turns, prompt_version=self.prompt_version
+        )
 
     async def extract(
         self,
@@ -115,6 +122,7 @@ class Extractor:
             generation = await self.engine.generate_json(
                 self.messages(task.text, extra_turns),
                 self.schema,
+                adapter=self.adapter,
                 max_tokens=self.max_tokens,
                 temperature=temperature,
                 seed=seed,

@@ -1,9 +1,15 @@
-"""Fixed prompts per domain: instructions plus worked examples as earlier chat turns.
+"""Fixed prompts per domain, by version. Model cards and logged calls record the version.
 
-The whole prompt except the final user turn is constant per domain, so llama.cpp reuses its
-evaluated prefix from one call to the next (and SGLang's radix cache does the same).
-Examples are hand-written, not taken from the evaluation data. Bump `PROMPT_VERSION` when
-any prompt changes: model cards and logged calls record it.
+* `v1` (`PROMPT_VERSION`, for base models): instructions plus hand-written worked examples
+  as earlier chat turns (not taken from the evaluation data).
+* `ft1` (`ADAPTER_PROMPT_VERSION`, for fine-tuned adapters): the same instructions without
+  the examples. An adapter learns the task from its training data, so the examples would
+  only cost prompt tokens, in training (where every example pays for them) and at inference.
+  An adapter is trained on exactly the prompt it is served with.
+
+The whole prompt except the final user turn is constant per domain and version, so llama.cpp
+reuses its evaluated prefix from one call to the next (and SGLang's radix cache does the
+same). A changed prompt is a new version: add it, never edit one in place.
 """
 
 from __future__ import annotations
@@ -16,6 +22,13 @@ from skiff_contracts.domains import Domain
 from skiff_inference.engine import ChatMessage
 
 PROMPT_VERSION = "v1"
+ADAPTER_PROMPT_VERSION = "ft1"
+PROMPT_VERSIONS = (PROMPT_VERSION, ADAPTER_PROMPT_VERSION)
+
+
+class UnknownPromptVersion(ValueError):
+    """A model card or setting names a prompt version this code does not have."""
+
 
 COMMON_RULES = (
     "Reply with JSON only. Copy each value exactly as the traveller wrote it "
@@ -229,9 +242,21 @@ def system_prompt(domain: Domain) -> str:
     return f"{INSTRUCTIONS[domain]} {COMMON_RULES}"
 
 
-def prefix_messages(domain: Domain) -> list[ChatMessage]:
-    """The constant part of every prompt for `domain`: instructions and worked examples."""
+def check_prompt_version(prompt_version: str) -> str:
+    """`prompt_version` itself, or `UnknownPromptVersion`."""
+    if prompt_version not in PROMPT_VERSIONS:
+        raise UnknownPromptVersion(
+            f"unknown prompt version {prompt_version!r}; this code has {PROMPT_VERSIONS}"
+        )
+    return prompt_version
+
+
+def prefix_messages(domain: Domain, prompt_version: str = PROMPT_VERSION) -> list[ChatMessage]:
+    """The constant part of every prompt for `domain`: instructions, and for `v1` the worked
+    examples."""
     messages: list[ChatMessage] = [{"role": "system", "content": system_prompt(domain)}]
+    if check_prompt_version(prompt_version) == ADAPTER_PROMPT_VERSION:
+        return messages
     for text, answer in EXAMPLES[domain]:
         messages.append({"role": "user", "content": text})
         messages.append({"role": "assistant", "content": json.dumps(answer)})
@@ -239,7 +264,11 @@ def prefix_messages(domain: Domain) -> list[ChatMessage]:
 
 
 def extraction_messages(
-    domain: Domain, text: str, extra: Sequence[ChatMessage] = ()
+    domain: Domain,
+    text: str,
+    extra: Sequence[ChatMessage] = (),
+    *,
+    prompt_version: str = PROMPT_VERSION,
 ) -> list[ChatMessage]:
     """The full prompt: the constant prefix, optional extra turns, then the request text."""
-    return [*prefix_messages(domain), *extra, {"role": "user", "content": text}]
+    return [*prefix_messages(domain, prompt_version), *extra, {"role": "user", "content": text}]
