@@ -20,6 +20,7 @@ from skiff_contracts.registry import (
     model_id_for,
     schema_hash,
 )
+from skiff_registry.gates import Gates
 from skiff_registry.ports import RevisionConflict, T, Versioned
 from skiff_registry.service import Registry
 
@@ -78,7 +79,7 @@ class MemoryProvisioner:
 class MemoryRegistry(Registry):
     """The real service over in-memory ports, which the tests can look into."""
 
-    def __init__(self) -> None:
+    def __init__(self, gates: Gates | None = None) -> None:
         self.card_table: MemoryTable[ModelCard] = MemoryTable()
         self.alias_table: MemoryTable[TaskAliases] = MemoryTable()
         self.log = MemoryHistory()
@@ -93,6 +94,7 @@ class MemoryRegistry(Registry):
             self.series_table,
             self.log,
             self.provisioned,
+            rollout_gates=gates,
         )
 
 

@@ -24,6 +24,9 @@ from skiff_contracts.problems import EscalationReason, Problem
 ModelStatus = Literal["candidate", "shadow", "canary", "champion", "retired"]
 AliasName = Literal["champion", "challenger"]
 MoveAction = Literal["bootstrap", "promote", "rollback", "retire", "repair"]
+# manual: only people move it; auto: the registry moves it on its gates; halted: an
+# automatic rollback stopped it (a person decides what next).
+RolloutMode = Literal["manual", "auto", "halted"]
 
 
 def slug(text: str) -> str:
@@ -53,9 +56,17 @@ class SchemaRef(Frozen):
 
 
 class Evaluation(Frozen):
+    """An offline evaluation, with the incumbent it was measured against in the same run."""
+
     dataset_id: str
     metrics: dict[str, float]
     evaluated_at: datetime = Field(default_factory=utc_now)
+    baseline_model: str | None = Field(
+        default=None, description="the model measured side by side (the champion at the time)"
+    )
+    baseline_metrics: dict[str, float] = Field(
+        default_factory=dict, description="the baseline's figures on the same examples"
+    )
 
 
 class ModelCard(Frozen):
@@ -76,6 +87,9 @@ class ModelCard(Frozen):
     evaluations: tuple[Evaluation, ...] = ()
     status: ModelStatus = "candidate"
     canary_share: float = Field(default=0.1, ge=0, le=1)
+    rollout: RolloutMode = Field(
+        default="manual", description="auto: moved through shadow, canary, champion by gates"
+    )
     owner: str = "unknown"
     created_at: datetime = Field(default_factory=utc_now)
     last_seen: datetime | None = None

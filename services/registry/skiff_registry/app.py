@@ -9,6 +9,9 @@
   0.7.8's batch loop lets nats-py's idle `asyncio.TimeoutError` escape (it catches only
   `nats.errors.TimeoutError`), and its supervisor then restarts it with an error each second.
 - A ticker re-derives the metrics so the rolling window moves on without traffic.
+- Another runs the automatic rollout (`Registry.auto_rollout`, gates in `gates.py`) every
+  `rollout.every_s`; replicas may all run it: each step is a compare-and-set, and a step
+  already taken decides nothing the next time.
 
 The adapters are built before the subscribers start (`on_startup`), so no request is ever
 answered by a half-started registry; start-up also completes changes a crash interrupted
@@ -212,6 +215,7 @@ def create_app(settings: RegistrySettings) -> tuple[FastStream, NatsBroker]:
             series,
             StreamHistory(js),
             JetStreamProvisioner(js),
+            rollout_gates=settings.rollout,
         )
         for line in await registry.reconcile():
             log.warning("repaired", what=line)
@@ -234,12 +238,22 @@ def create_app(settings: RegistrySettings) -> tuple[FastStream, NatsBroker]:
         runtime.registry = registry
         log.info("registry ready", contracts=[f"{r.schema_id}.v{r.version}" for r in contracts])
 
+    async def roll_out_forever(registry: Registry) -> None:
+        while True:
+            await asyncio.sleep(settings.rollout.every_s)
+            try:
+                await registry.auto_rollout()
+            except Exception as error:  # the next round decides again from what is stored
+                log.exception("automatic rollout failed", error=repr(error))
+
     async def after_start() -> None:
-        recorder = runtime.require()[1]
+        registry, recorder = runtime.require()
         runtime.tasks = [
             asyncio.create_task(consume_calls(recorder)),
             asyncio.create_task(tick_forever(recorder)),
         ]
+        if settings.rollout.enabled:
+            runtime.tasks.append(asyncio.create_task(roll_out_forever(registry)))
 
     async def stop() -> None:
         for task in runtime.tasks:

@@ -11,6 +11,8 @@ entries to append), `None` when nothing needs to change, or a `Refused`. Rules:
 - Rollback restores the champion before the current one: promotions push onto the task's
   lineage, rollbacks pop it, retired models are skipped.
 - Retiring removes the model from every alias; a retired model never comes back.
+- Demoting (an automatic rollback of a challenger that regressed) makes it a `candidate`
+  again, takes it off the `challenger` alias and halts its automatic rollout.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from skiff_contracts.registry import (
     ModelStatus,
     MoveAction,
     Refused,
+    RolloutMode,
     TaskAliases,
 )
 
@@ -39,6 +42,7 @@ class Change:
     statuses: dict[str, ModelStatus]
     moves: tuple[AliasMove, ...]
     canary_share: dict[str, float] = field(default_factory=dict)
+    rollout: dict[str, RolloutMode] = field(default_factory=dict)
 
 
 def alias_moves(
@@ -195,6 +199,21 @@ def retire(aliases: TaskAliases, card: ModelCard, *, who: str, why: str, at: dat
     if not moves:
         moves = (_status_only(aliases, model, "retired", action="retire", who=who, why=why, at=at),)
     return Change(after, statuses, moves)
+
+
+def demote(aliases: TaskAliases, card: ModelCard, *, who: str, why: str, at: datetime) -> Change:
+    """A shadow or canary that regressed goes back to `candidate`, its rollout halted."""
+    model = card.model_id
+    after = aliases.model_copy(update={"challenger": None} if aliases.challenger == model else {})
+    statuses: dict[str, ModelStatus] = {model: "candidate"}
+    moves = alias_moves(
+        aliases, after, action="rollback", who=who, why=why, at=at, statuses=statuses
+    )
+    if not moves:
+        moves = (
+            _status_only(aliases, model, "candidate", action="rollback", who=who, why=why, at=at),
+        )
+    return Change(after, statuses, moves, rollout={model: "halted"})
 
 
 def replay(task: str, history: Iterable[AliasMove]) -> TaskAliases:

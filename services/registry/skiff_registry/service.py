@@ -42,6 +42,7 @@ from skiff_contracts.registry import (
     RegisterModel,
     Retire,
     Rollback,
+    RolloutMode,
     SchemaEntry,
     SchemaList,
     SchemaRef,
@@ -52,7 +53,7 @@ from skiff_contracts.registry import (
     schema_hash,
     slug_of,
 )
-from skiff_registry import compat, rollout
+from skiff_registry import compat, gates, rollout
 from skiff_registry.keys import card_key, schema_key
 from skiff_registry.ports import HistoryLog, Provisioner, RevisionConflict, Table, Versioned
 
@@ -61,6 +62,7 @@ log = structlog.get_logger()
 Reply = Ack | Refused | ModelView | ModelList | History | SchemaList | Series
 R = TypeVar("R")
 ATTEMPTS = 8
+ROLLOUT = "rollout"  # `who` of the registry's automatic rollout moves
 
 
 def contract_tasks() -> tuple[str, ...]:
@@ -113,6 +115,7 @@ class Registry:
         provisioner: Provisioner,
         *,
         clock: Callable[[], datetime] = utc_now,
+        rollout_gates: gates.Gates | None = None,
     ) -> None:
         self.cards = cards
         self.aliases = aliases
@@ -122,6 +125,7 @@ class Registry:
         self.history = history
         self.provisioner = provisioner
         self.clock = clock
+        self.gates = rollout_gates or gates.Gates()
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, task: str) -> asyncio.Lock:
@@ -380,6 +384,54 @@ class Registry:
         async with self._lock(task):
             return await _retry(attempt)
 
+    async def demote(self, model_id: str, *, who: str, why: str) -> Reply:
+        """Roll a shadow or canary back to `candidate` and halt its automatic rollout."""
+        stored = await self._card(model_id)
+        if stored is None:
+            return _refused_not_found(model_id)
+        task = stored.value.task
+
+        async def attempt() -> Reply:
+            card = await self._card(model_id)
+            if card is None:
+                return _refused_not_found(model_id)
+            if card.value.status in ("retired", "champion"):
+                return Refused(code="invalid", message=f"{model_id} is {card.value.status}")
+            aliases = await self._aliases(task)
+            current = aliases.value if aliases else TaskAliases(task=task)
+            change = rollout.demote(current, card.value, who=who, why=why, at=self.clock())
+            return await self._apply(task, aliases, change, model_id)
+
+        async with self._lock(task):
+            return await _retry(attempt)
+
+    async def auto_rollout(self) -> list[tuple[gates.Step, Reply]]:
+        """One round of automatic rollout: every task with an automatic challenger, its gates
+        decided from the stored cards, aliases and live metrics, each step applied."""
+        cards = await self.cards.values()
+        tasks = sorted({c.task for c in cards if c.rollout == "auto" and c.status != "retired"})
+        taken: list[tuple[gates.Step, Reply]] = []
+        for task in tasks:
+            aliases = await self._aliases(task)
+            champion = aliases.value.champion if aliases else None
+            mine = [c for c in cards if c.task == task]
+            metrics = {}
+            for card in mine:
+                if (stored := await self.metrics.get(card_key(card.model_id))) is not None:
+                    metrics[card.model_id] = stored.value
+            for step in gates.decide(mine, champion, metrics, self.gates):
+                if step.action == "demote":
+                    reply = await self.demote(step.model_id, who=ROLLOUT, why=step.why)
+                else:
+                    promote = Promote(
+                        model_id=step.model_id, to=step.action, who=ROLLOUT, why=step.why,
+                        canary_share=step.share,
+                    )  # fmt: skip
+                    reply = await self.promote(promote)
+                log.info("automatic rollout", model_id=step.model_id, to=step.action, why=step.why)
+                taken.append((step, reply))
+        return taken
+
     async def _apply(
         self,
         task: str,
@@ -407,7 +459,9 @@ class Registry:
         """The statuses and history entries of a change whose aliases are written."""
         written: dict[str, ModelCard] = {}
         for model_id, status in change.statuses.items():
-            card = await self._set_status(model_id, status, change.canary_share.get(model_id))
+            card = await self._set_status(
+                model_id, status, change.canary_share.get(model_id), change.rollout.get(model_id)
+            )
             if card is not None:
                 written[model_id] = card
         for move in change.moves:
@@ -415,11 +469,17 @@ class Registry:
         return written
 
     async def _set_status(
-        self, model_id: str, status: ModelStatus, share: float | None
+        self,
+        model_id: str,
+        status: ModelStatus,
+        share: float | None,
+        mode: RolloutMode | None = None,
     ) -> ModelCard | None:
         update: dict[str, Any] = {"status": status}
         if share is not None:
             update["canary_share"] = share
+        if mode is not None:
+            update["rollout"] = mode
 
         async def attempt() -> ModelCard | None:
             stored = await self._card(model_id)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from skiff_registry.gates import Gates
 from skiff_runtime.settings import ServiceSettings
 
 
@@ -23,6 +24,8 @@ class RegistrySettings(ServiceSettings):
     # Record ids remembered per task to drop a call record delivered twice.
     dedupe_ttl_s: Annotated[float, Field(gt=0)] = 3600.0
     dedupe_max: Annotated[int, Field(ge=1)] = 5000
+    # Automatic rollout of versions registered with rollout="auto" (`SKIFF_ROLLOUT__*`).
+    rollout: Gates = Gates()
 
     @model_validator(mode="after")
     def _whole_buckets(self) -> RegistrySettings:
