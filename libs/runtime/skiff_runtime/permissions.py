@@ -213,11 +213,16 @@ def worker(domain: Domain) -> Identity:
         f"worker-{domain}",
         f"pulls only from `{stream}` (its domain's shared consumer and its model versions'); "
         "publishes only its own results, call records and dead letters; asks the inventory "
-        "about its own domain; registers and heartbeats its model version",
+        "about its own domain; registers and heartbeats its model versions and lists the "
+        "registry's cards (to serve its base model's adapter versions)",
         pull_any(stream)
         | publish_durably(subjects.result(domain), subjects.calls(domain), dlq_subject(stream))
         | request(*(subjects.inventory(domain, op) for op in INVENTORY_OPERATIONS))
-        | request(subjects.registry("register_model"), subjects.registry("heartbeat")),
+        | request(
+            subjects.registry("register_model"),
+            subjects.registry("heartbeat"),
+            subjects.registry("list_models"),
+        ),
     )
 
 

@@ -1,5 +1,6 @@
 """`python -m skiff_worker`: settings → logging → engine → serve: warm up, register the model
-version (which provisions its consumer), then consume; heartbeat until retired."""
+version (which provisions its consumer), then consume; heartbeat until retired, and at each
+beat serve the adapter versions of this base model that the registry routes work to."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from skiff_worker.inventory_client import NatsInventory
 from skiff_worker.registration import RegistryClient, model_card
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
+from skiff_worker.versions import AdapterVersions, Fleet, extractor_factory
 
 log = structlog.get_logger()
 
@@ -42,20 +44,42 @@ async def main() -> None:
     )  # fmt: skip
     connection = await connect(settings, service, f"{service}-side")
     registry = RegistryClient(connection)
-    worker = create_app(settings, DomainWorker(extractor, NatsInventory(connection)), card.model_id)
+    domain_worker = DomainWorker(extractor, NatsInventory(connection))
+    worker = create_app(settings, domain_worker, card.model_id)
+    adapters = AdapterVersions(
+        engine=engine,
+        fleet=Fleet(card.task, card.base_model, card.engine, card.model_id),
+        versions=domain_worker.versions,
+        subscribe=worker.subscribe_version,
+        unsubscribe=worker.unsubscribe_version,
+        make_extractor=extractor_factory(engine, settings.domain, settings.prices),
+    )
+
+    async def beat() -> bool:
+        """One heartbeat; False once this worker's own version is retired."""
+        for model_id in list(domain_worker.versions):
+            await registry.heartbeat(model_id)
+        cards = await registry.cards(card.task)
+        if cards is not None:
+            await adapters.reconcile(cards)
+        current = await registry.heartbeat(card.model_id)
+        if current is not None and current.status == "retired":
+            log.warning("model version retired: no more extractions", model=card.model_id)
+            await worker.model_subscriber.stop()
+            return False
+        return True
 
     async def heartbeat() -> None:
+        serving = True
         while True:
             await asyncio.sleep(settings.heartbeat_s)
             try:
-                current = await registry.heartbeat(card.model_id)
+                if serving:
+                    serving = await beat()
+                elif (cards := await registry.cards(card.task)) is not None:
+                    await adapters.reconcile(cards)
             except Exception as error:  # a missed beat must not end the heartbeat
                 log.warning("heartbeat failed", model=card.model_id, error=repr(error))
-                continue
-            if current is not None and current.status == "retired":
-                log.warning("model version retired: no more extractions", model=card.model_id)
-                await worker.model_subscriber.stop()
-                return
 
     beating: list[asyncio.Task[None]] = []
 
@@ -63,6 +87,11 @@ async def main() -> None:
         await extractor.warm_up()
         registered = await registry.register(card, schema)
         log.info("registered", model=registered.model_id, status=registered.status)
+
+    @worker.app.after_startup
+    async def serve_adapters_and_beat() -> None:  # subscribing needs the running broker
+        if (cards := await registry.cards(card.task)) is not None:
+            await adapters.reconcile(cards)
         beating.append(asyncio.create_task(heartbeat()))
 
     try:

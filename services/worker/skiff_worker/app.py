@@ -1,8 +1,14 @@
-"""The worker's edge: one durable JetStream consumer for its domain's commands."""
+"""The worker's edge: durable JetStream consumers for its domain's commands.
+
+Three kinds: the domain's shared consumer (holds, confirms, cancels, unrouted extractions),
+the worker's own model version's extraction consumer, and one per adapter version it serves
+(subscribed and stopped while it runs, `subscribe_version` / `unsubscribe_version`).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +77,8 @@ class WorkerApp:
     app: FastStream
     broker: NatsBroker
     model_subscriber: LogicSubscriber[Any]  # stopped when its model version is retired
+    subscribe_version: Callable[[str], Awaitable[None]]  # an adapter version's consumer
+    unsubscribe_version: Callable[[str], Awaitable[None]]
 
 
 def task_is_shadow(task: AnyTask) -> bool:
@@ -106,14 +114,21 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
                     annotate(escalation_reason=reply.reason)
                     metrics.escalation(reply.reason, domain)
                 await publish_reply(broker, domain, reply, f"{task.message_id}:result")
-                if isinstance(task, ExtractTask) and (record := call_record(task, reply, model_id)):
+                if isinstance(task, ExtractTask) and (
+                    record := call_record(
+                        task,
+                        reply,
+                        model_id,
+                        prompt_version=worker.extractor_for(task).prompt_version,
+                    )
+                ):
                     calls = subjects.calls(domain)
                     stream, msg_id = subjects.STREAM_CALLS, record.record_id
                     await publish_durably(broker, record, calls, stream=stream, msg_id=msg_id)
 
         await settle(broker, message, consumer, work)
 
-    def subscribe(consumer: ConsumerSpec) -> LogicSubscriber[Any]:
+    def subscribe(consumer: ConsumerSpec, *, persistent: bool = True) -> LogicSubscriber[Any]:
         return broker.subscriber(
             consumer.filter_subject,
             stream=JStream(consumer.stream, declare=False),
@@ -121,6 +136,7 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
             pull_sub=PullSub(batch_size=1, timeout=1.0),
             inbox_prefix=pull_inbox(settings, service),
             ack_policy=AckPolicy.MANUAL,
+            persistent=persistent,
         )
 
     @subscribe(shared)
@@ -133,4 +149,26 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
     async def on_model_task(message: NatsMessage) -> None:
         await deliver(message, model)
 
-    return WorkerApp(FastStream(broker), broker, model_subscriber)
+    versions: dict[str, LogicSubscriber[Any]] = {}
+
+    async def subscribe_version(version_id: str) -> None:
+        """Start taking an adapter version's extractions (the broker is running)."""
+        if version_id in versions:
+            return
+        consumer = version_consumer(domain, slug_of(version_id))
+        subscriber = subscribe(consumer, persistent=False)
+
+        @subscriber
+        async def on_version_task(message: NatsMessage) -> None:
+            await deliver(message, consumer)
+
+        await subscriber.start()
+        versions[version_id] = subscriber
+
+    async def unsubscribe_version(version_id: str) -> None:
+        if (subscriber := versions.pop(version_id, None)) is not None:
+            await subscriber.stop()
+
+    return WorkerApp(
+        FastStream(broker), broker, model_subscriber, subscribe_version, unsubscribe_version
+    )

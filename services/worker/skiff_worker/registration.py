@@ -2,7 +2,8 @@
 
 A worker registers its model version before taking work: registration is the step that
 provisions the version's extraction consumer. It then heartbeats, and learns from the reply
-when its version was retired.
+when its version was retired; at each beat it also lists its task's cards, to serve the
+adapter versions of its base model (versions.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from skiff_contracts.registry import (
     REGISTRY_REPLY,
     Ack,
     Heartbeat,
+    ListModels,
     ModelCard,
+    ModelList,
     RegisterModel,
     SchemaRef,
     model_id_for,
@@ -99,3 +102,11 @@ class RegistryClient:
         except (NoRespondersError, NatsTimeout):
             return None
         return reply.card if isinstance(reply, Ack) else None
+
+    async def cards(self, task: str) -> list[ModelCard] | None:
+        """Every card of `task` (None when the registry did not answer)."""
+        try:
+            reply = await self._ask("list_models", ListModels(task=task), self.timeout_s)
+        except (NoRespondersError, NatsTimeout):
+            return None
+        return [view.card for view in reply.models] if isinstance(reply, ModelList) else None

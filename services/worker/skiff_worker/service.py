@@ -10,7 +10,7 @@ between search and hold, up to `MAX_HOLD_TRIES` offers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skiff_contracts.inventory import (
     ConfirmHold,
@@ -54,12 +54,20 @@ def _failed(task: HoldTask | ConfirmTask | CancelTask, failure: InventoryFailed)
 
 @dataclass
 class DomainWorker:
+    """`extractor` is the worker's own model version (it also takes unrouted extractions);
+    `versions` are the adapter versions it serves besides, by model id (see versions.py)."""
+
     extractor: Extractor
     inventory: Inventory
+    versions: dict[str, Extractor] = field(default_factory=dict)
 
     @property
     def domain(self) -> str:
         return self.extractor.domain
+
+    def extractor_for(self, task: ExtractTask) -> Extractor:
+        """The version the task was routed to, when this worker serves it."""
+        return self.versions.get(task.model_id or "", self.extractor)
 
     async def handle(self, task: AnyTask) -> WorkerReply:
         if isinstance(task, ResolveTask) or task.domain != self.domain:
@@ -76,7 +84,7 @@ class DomainWorker:
                 ),
             )
         if isinstance(task, ExtractTask):
-            return await self.extractor.extract(task)
+            return await self.extractor_for(task).extract(task)
         if isinstance(task, HoldTask):
             return await self.hold(task)
         if isinstance(task, ConfirmTask):

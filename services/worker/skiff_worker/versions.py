@@ -1,0 +1,132 @@
+"""Adapter versions a worker serves besides its own model, loaded and dropped while it runs.
+
+A fine-tuned version of the worker's base model is a LoRA adapter, registered by the flywheel
+(`skiff flywheel register`) with the adapter's directory and the sha256 of its manifest. At
+every heartbeat the worker lists its task's cards and serves each adapter version
+
+* of its own task, base model and engine kind,
+* once it receives work (`shadow`, `canary`, `champion`); a served version that goes back
+  to `candidate` stays loaded (warm for a rollback, and it receives nothing),
+* until it is `retired`.
+
+Serving one means: the adapter file checked against the card's checksum, loaded into the
+engine under the version's slug (no restart: llama.cpp loads it in-process, SGLang through
+`/load_lora_adapter`), an `Extractor` with the card's prompt version and threshold, warmed up,
+then the version's own durable consumer subscribed. A version that cannot be served (a
+missing or altered file, an engine error) is logged and tried again at the next heartbeat;
+its commands wait in its consumer meanwhile, none is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from skiff_contracts.domains import Domain
+from skiff_contracts.registry import ModelCard
+from skiff_extraction.pipeline import Extractor, ModelIdentity
+from skiff_extraction.pricing import ModelPrice
+from skiff_flywheel.artifacts import AdapterError, adapter_path
+from skiff_inference.engine import Engine, EngineError
+
+log = structlog.get_logger()
+
+RECEIVING = frozenset({"shadow", "canary", "champion"})
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What this worker is: only adapters of the same task, base model and engine fit it."""
+
+    task: str
+    base_model: str
+    engine_kind: str
+    own_model_id: str
+
+
+def fits(card: ModelCard, fleet: Fleet) -> bool:
+    return (
+        card.adapter is not None
+        and card.model_id != fleet.own_model_id
+        and card.task == fleet.task
+        and card.base_model == fleet.base_model
+        and card.engine == fleet.engine_kind
+    )
+
+
+def plan(
+    cards: Iterable[ModelCard], fleet: Fleet, served: Iterable[str]
+) -> tuple[list[ModelCard], list[str]]:
+    """Which fitting versions to start serving, and which served ones to stop (retired or
+    gone)."""
+    serving = set(served)
+    by_id = {card.model_id: card for card in cards if fits(card, fleet)}
+    start = [
+        card
+        for model_id, card in sorted(by_id.items())
+        if model_id not in serving and card.status in RECEIVING
+    ]
+    stop = sorted(m for m in serving if m not in by_id or by_id[m].status == "retired")
+    return start, stop
+
+
+Subscribe = Callable[[str], Awaitable[None]]  # start consuming a model id's commands
+Unsubscribe = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class AdapterVersions:
+    """Loads, serves and drops adapter versions on one engine, as `plan` decides."""
+
+    engine: Engine
+    fleet: Fleet
+    versions: dict[str, Extractor]  # shared with the DomainWorker that routes to them
+    subscribe: Subscribe
+    unsubscribe: Unsubscribe
+    make_extractor: Callable[[ModelCard], Extractor]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    async def reconcile(self, cards: Iterable[ModelCard]) -> None:
+        start, stop = plan(cards, self.fleet, self.versions)
+        for model_id in stop:
+            await self.unsubscribe(model_id)
+            self.versions.pop(model_id, None)
+            log.info("adapter version dropped", model=model_id)
+        for card in start:
+            try:
+                await self._serve(card)
+            except (AdapterError, EngineError) as error:
+                self.failures[card.model_id] = str(error)
+                log.warning("adapter version not served", model=card.model_id, error=str(error))
+
+    async def _serve(self, card: ModelCard) -> None:
+        path: Path = adapter_path(card, self.fleet.engine_kind)
+        await self.engine.load_adapter(card.slug, path)
+        extractor = self.make_extractor(card)
+        await extractor.warm_up()
+        self.versions[card.model_id] = extractor
+        await self.subscribe(card.model_id)
+        self.failures.pop(card.model_id, None)
+        log.info("adapter version serving", model=card.model_id, adapter=str(path))
+
+
+def extractor_factory(
+    engine: Engine, domain: Domain, prices: Mapping[str, ModelPrice]
+) -> Callable[[ModelCard], Extractor]:
+    """How a card becomes an Extractor: its identity, prompt, threshold and adapter."""
+
+    def make(card: ModelCard) -> Extractor:
+        return Extractor(
+            engine=engine,
+            domain=domain,
+            identity=ModelIdentity(name=card.name, version=card.version),
+            confidence_threshold=card.confidence_threshold,
+            prompt_version=card.prompt_version,
+            adapter=card.slug,
+            prices=prices,
+        )
+
+    return make
