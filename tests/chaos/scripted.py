@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from skiff_contracts.domains import DOMAINS, Domain
+from skiff_extraction.cards import extraction_card
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_extraction.router import Route
 from skiff_inference.engine import ChatMessage, Generation
@@ -26,7 +27,7 @@ from skiff_runtime.broker import connect
 from skiff_runtime.logging import configure_logging
 from skiff_worker.app import create_app as create_worker
 from skiff_worker.inventory_client import NatsInventory
-from skiff_worker.registration import RegistryClient, model_card
+from skiff_worker.registration import RegistryClient
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
@@ -93,7 +94,7 @@ async def worker() -> None:
     configure_logging(service, settings.log_level, "json")
     engine = ScriptedEngine(settings.domain, float(os.environ.get("CHAOS_ENGINE_DELAY_S", "0.2")))
     extractor = Extractor(engine, settings.domain, ModelIdentity(MODEL_NAME, MODEL_VERSION))
-    card, schema = model_card(
+    card, schema = extraction_card(
         settings.domain, name=MODEL_NAME, version=MODEL_VERSION, base_model="scripted",
         engine="scripted", endpoint=None, threshold=None, owner="chaos",
     )  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +41,9 @@ class Example(_Frozen):
     answered_by: str | None = Field(default=None, description="slm, llm or user (calls only)")
     spans: dict[str, str] = Field(
         default_factory=dict, description="values as the user wrote them, where the source has them"
+    )
+    reference_date: date | None = Field(
+        default=None, description="the request's 'today', which its relative dates resolve against"
     )
 
 

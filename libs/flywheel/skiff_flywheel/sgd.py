@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from skiff_flywheel.dataset import Example
 from skiff_travel import Grounded, ground_city
 
 SOURCE = "sgd"
+REFERENCE_DATE = date(2019, 3, 1)  # SGD resolves "today" as Friday 2019-03-01 (its README)
 _CATEGORY_SLOTS = frozenset({"seating_class", "car_type"})
 
 
@@ -86,6 +88,7 @@ def _examples(
                 for slot, value in sorted(gold.items())
                 if slot in params and value.get("canonical") != "dontcare"
             },
+            reference_date=REFERENCE_DATE,
         )
 
 

@@ -9,6 +9,7 @@ import contextlib
 
 import structlog
 
+from skiff_extraction.cards import extraction_card
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_inference.factory import build_engine
 from skiff_inference.traced import TracedEngine
@@ -17,7 +18,7 @@ from skiff_runtime.logging import configure_logging
 from skiff_runtime.service import serve
 from skiff_worker.app import create_app
 from skiff_worker.inventory_client import NatsInventory
-from skiff_worker.registration import RegistryClient, model_card
+from skiff_worker.registration import RegistryClient
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 from skiff_worker.versions import AdapterVersions, Fleet, extractor_factory
@@ -37,7 +38,7 @@ async def main() -> None:
         confidence_threshold=settings.threshold(),
         prices=settings.prices,
     )
-    card, schema = model_card(
+    card, schema = extraction_card(
         settings.domain, name=settings.model_name, version=settings.model_version,
         base_model=settings.base_model, engine=settings.engine.kind, endpoint=settings.engine.url,
         threshold=extractor.confidence_threshold, owner=settings.model_owner,

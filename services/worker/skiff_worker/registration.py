@@ -21,7 +21,6 @@ from tenacity import (
 )
 
 from skiff_contracts import subjects
-from skiff_contracts.domains import DRAFTS, Domain
 from skiff_contracts.registry import (
     REGISTRY_REPLY,
     Ack,
@@ -30,38 +29,11 @@ from skiff_contracts.registry import (
     ModelCard,
     ModelList,
     RegisterModel,
-    SchemaRef,
-    model_id_for,
-    schema_hash,
 )
-from skiff_extraction.prompts import PROMPT_VERSION
 
 
 class RegistryRefused(Exception):
     """The registry would not take this model (incompatible schema, retired …)."""
-
-
-def model_card(
-    domain: Domain,
-    *,
-    name: str,
-    version: str,
-    base_model: str,
-    engine: str,
-    endpoint: str | None,
-    threshold: float | None,
-    owner: str,
-) -> tuple[ModelCard, dict[str, Any]]:
-    """The card this worker's model serves under, and the output schema it decodes against."""
-    schema = DRAFTS[domain].model_json_schema()
-    task = f"{domain}.extract"
-    card = ModelCard(
-        model_id=model_id_for(task, name, version), task=task, name=name, version=version,
-        base_model=base_model, engine=engine, endpoint=endpoint,
-        output_schema=SchemaRef(schema_id=f"{domain}.draft", version=1, sha256=schema_hash(schema)),
-        prompt_version=PROMPT_VERSION, confidence_threshold=threshold, owner=owner,
-    )  # fmt: skip
-    return card, schema
 
 
 class RegistryClient:

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from skiff_contracts.domains import Domain
 from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION, threshold_for
+from skiff_extraction.cards import BUNDLED_BASE_MODEL
 from skiff_extraction.pricing import DEFAULT_PRICES, ModelPrice
 from skiff_inference.factory import EngineSettings
 from skiff_runtime.settings import ServiceSettings
@@ -24,7 +25,7 @@ class WorkerSettings(ServiceSettings):
     engine: EngineSettings = EngineSettings()
     model_name: str = BUNDLED_MODEL_NAME
     model_version: str = BUNDLED_MODEL_VERSION
-    base_model: str = "SmolLM2-135M-Instruct (Q4_1 GGUF)"
+    base_model: str = BUNDLED_BASE_MODEL
     model_owner: str = "skiff"
     heartbeat_s: float = 15.0
     confidence_threshold: float | None = None
