@@ -29,11 +29,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from skiff_contracts import subjects
+from skiff_contracts.base import utc_now
 from skiff_contracts.domains import Domain
 from skiff_contracts.messages import Extracted, ExtractTask
 from skiff_extraction.calibration import Outcome, choose, sweep
@@ -210,3 +213,21 @@ async def evaluate(
         if progress is not None:
             progress(n + 1, len(examples))
     return {label: _figures(domain, run, target_accuracy) for label, run in runs.items()}
+
+
+class EvaluationReport(BaseModel):
+    """What `skiff flywheel evaluate` writes: both contenders and their figures."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    dataset_id: str = Field(description="'<task>@<dataset version>'")
+    dataset_sha256: str
+    split: str = "eval"
+    examples: int
+    target_accuracy: float
+    contenders: dict[str, dict[str, Any]] = Field(description="by label: what was evaluated")
+    metrics: dict[str, dict[str, float]] = Field(description="by label: its figures")
+    duration_s: float
+    machine: dict[str, Any] = Field(default_factory=dict)
+    evaluated_at: datetime = Field(default_factory=utc_now)

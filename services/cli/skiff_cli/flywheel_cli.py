@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from skiff_cli import flywheel_loop
 from skiff_flywheel.curate import DEFAULT_EVAL_SHARE, RULES, Curated, UnknownTask, curate
 from skiff_flywheel.dataset import DatasetExists, Manifest, write_dataset
 from skiff_flywheel.sgd import SOURCE as SGD_SOURCE
@@ -120,3 +121,6 @@ def import_command(
     manifest = _write(curated, output, task=task, source=SGD_SOURCE, eval_share=eval_share,
                       version=version, overwrite=overwrite)  # fmt: skip
     _report(manifest, output)
+
+
+flywheel_loop.register(flywheel_app)
