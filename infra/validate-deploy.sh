@@ -12,12 +12,17 @@
 # What it checks:
 #   1. the generated NATS files are current (infra/nats/nats.conf, the chart's permission table)
 #      and nats-server accepts the compose config with its passwords from the environment;
-#   2. docker-compose.yml: `docker compose config` (Compose spec schema + references), CPU and
-#      GPU profiles; the Dockerfile parses (BuildKit's parser), its stages exist and every file it
-#      COPYs from the context exists. No image is built: there is no Docker engine here;
+#   2. docker-compose.yml: `docker compose config` (Compose spec schema + references), CPU, GPU
+#      and flywheel profiles; the adapters volume is read-write in the flywheel and read-only in
+#      the workers and SGLang, at one path; the Dockerfile parses (BuildKit's parser), its stages
+#      exist (`runtime` last, `flywheel` before it), both images end as a non-root user, and every
+#      file it COPYs from the context exists. No image is built: there is no Docker engine here;
 #   3. the Helm chart: values.schema.json is a valid JSON Schema; `helm lint` and `helm template`
 #      with each optional feature on and off; every rendered manifest validated against the
-#      Kubernetes JSON schemas (strict: unknown fields fail); values with a typo must be refused.
+#      Kubernetes JSON schemas (strict: unknown fields fail); every NATS user Secret a pod needs
+#      is rendered; with the flywheel on, the training Job writes the adapters volume that every
+#      worker and SGLang mount read-only at the same path (check_rendered); the chart
+#      once files/nats-permissions.json has a `flywheel` identity; wrong values must be refused.
 #      The NATS subchart (nats-io/k8s, a dependency) cannot be fetched here: its repository is
 #      not reachable, so the chart is rendered without it (the dependency is dropped from a
 #      temporary copy of Chart.yaml) and the subchart's own manifests are not validated.
@@ -70,6 +75,78 @@ install_tools() {
   "$BIN/docker-compose" version
 }
 
+# check_rendered MANIFESTS [--flywheel-identity]: what the Kubernetes schemas cannot see.
+#  - every NATS user Secret a pod needs (a non-optional secretKeyRef) is rendered;
+#  - with the flywheel on: the training Job (or CronJob) runs `skiff flywheel run` as the
+#    `flywheel` NATS user with --workdir under the adapters volume, which it mounts read-write,
+#    offline (HF_HUB_OFFLINE=1), non-root on a read-only root filesystem; every worker and
+#    SGLang mount the same claim read-only at the same path (cards name adapters by path);
+#  - --flywheel-identity: the Job's NATS Secret is required and rendered.
+check_rendered() {
+  "$BIN/python" - "$@" <<'EOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+with_identity = "--flywheel-identity" in sys.argv
+secrets = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+def pod_spec(d):
+    if d["kind"] in ("Deployment", "StatefulSet", "Job"):
+        return d["spec"]["template"]["spec"]
+    if d["kind"] == "CronJob":
+        return d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+pods = {f"{d['kind']}/{d['metadata']['name']}": (d, pod_spec(d)) for d in docs if pod_spec(d)}
+component = lambda d: d["metadata"]["labels"].get("app.kubernetes.io/component", "")
+env_of = lambda c: {e["name"]: e for e in c.get("env", [])}
+for name, (_, spec) in pods.items():
+    for c in spec["containers"]:
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref and "-nats-user-" in ref["name"] and not ref.get("optional"):
+                assert ref["name"] in secrets, f"{name} needs the Secret {ref['name']}"
+said = ["NATS Secrets present"]
+def adapters(spec, container):
+    [volume] = [v for v in spec.get("volumes", []) if v["name"] == "adapters"]
+    [mount] = [m for m in container.get("volumeMounts", []) if m["name"] == "adapters"]
+    claim = volume["persistentVolumeClaim"]
+    both = bool(mount.get("readOnly")), bool(claim.get("readOnly"))
+    assert both[0] == both[1], f"volume and mount disagree on readOnly: {both}"
+    return claim["claimName"], mount["mountPath"], both[0]
+trainers = [(n, s) for n, (d, s) in pods.items() if component(d) == "flywheel"]
+mounted = [n for n, (_, s) in pods.items() if any(v["name"] == "adapters" for v in s.get("volumes", []))]
+if trainers or mounted:
+    readers = [(n, s) for n, (d, s) in pods.items()
+               if component(d).startswith("worker-") or component(d) == "sglang"]
+    shared = {adapters(s, s["containers"][0]) for _, s in readers}
+    assert len(shared) == 1 and next(iter(shared))[2], f"readers mount {shared}"
+    claim, path, _ = next(iter(shared))
+    for name, spec in trainers:
+        [c] = spec["containers"]
+        assert adapters(spec, c) == (claim, path, False), f"{name}: {adapters(spec, c)}"
+        command = c["command"]
+        assert command[:3] == ["skiff", "flywheel", "run"], command
+        task = command[command.index("--task") + 1]
+        workdir = command[command.index("--workdir") + 1]
+        assert workdir == f"{path}/{task}", workdir
+        env = env_of(c)
+        assert env["SKIFF_NATS_USER"]["value"] == "flywheel"
+        assert env["HF_HUB_OFFLINE"]["value"] == "1"
+        assert c["securityContext"]["readOnlyRootFilesystem"] and spec["securityContext"]["runAsNonRoot"]
+        assert spec["restartPolicy"] == "Never"
+        writable = {m["mountPath"] for m in c["volumeMounts"]}
+        for variable in ("HOME", "HF_HOME", "XDG_CACHE_HOME", "TORCH_HOME"):
+            value = env[variable]["value"]
+            assert any(value == w or value.startswith(w + "/") for w in writable), variable
+        ref = env["SKIFF_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        if with_identity:
+            assert not ref.get("optional") and ref["name"] in secrets, ref
+        if "nvidia.com/gpu" in c["resources"].get("limits", {}):
+            assert spec.get("nodeSelector") and spec.get("tolerations"), f"{name}: GPU unscheduled"
+        said.append(f"{name} ({task}{', GPU' if 'nvidia.com/gpu' in c['resources'].get('limits', {}) else ''}) writes {path}")
+    said.append(f"read-only in {len(readers)} workers/SGLang (claim {claim})")
+print("; ".join(said))
+EOF
+}
+
 step "tools"
 install_tools
 WORK="$(mktemp -d)"
@@ -86,11 +163,38 @@ step "nats-server accepts the compose config (passwords from the environment)"
 
 step "docker-compose.yml against the Compose specification"
 "$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml config --quiet
+for profile in gpu flywheel; do
+  "$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml --profile "$profile" \
+    config --quiet
+  echo "profile $profile: $("$BIN/docker-compose" --env-file "$WORK/compose.env" \
+    -f docker-compose.yml --profile "$profile" config --services | sort | tr '\n' ' ')"
+done
+# The adapters volume: written by the flywheel, read-only in the workers and SGLang, one path
+# (a model card names its adapter by absolute path).
 "$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml --profile gpu \
-  config --quiet
-"$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml --profile gpu \
-  config --services | sort | tr '\n' ' '
-echo
+  --profile flywheel config > "$WORK/compose-all.yaml"
+"$BIN/python" - "$WORK/compose-all.yaml" "$WORK/compose.env" <<'EOF'
+import sys, yaml
+services = yaml.safe_load(open(sys.argv[1]))["services"]
+env = dict(l.split("=", 1) for l in open(sys.argv[2]).read().split() if "=" in l)
+def adapters(name):
+    [m] = [m for m in services[name].get("volumes", []) if m.get("source") == "adapters"]
+    return m["target"], bool(m.get("read_only"))
+path, read_only = adapters("flywheel")
+assert not read_only, "the flywheel must write the adapters volume"
+readers = sorted(n for n in services if n.startswith("worker-")) + ["sglang"]
+for name in readers:
+    assert adapters(name) == (path, True), f"{name}: adapters {adapters(name)}, want {path} ro"
+flywheel = services["flywheel"]
+assert flywheel["build"]["target"] == "flywheel", flywheel["build"]
+assert flywheel["environment"]["SKIFF_NATS_USER"] == "flywheel"
+password = env.get("SKIFF_NATS_PASSWORD_FLYWHEEL")
+if password is None:
+    print("(no flywheel NATS identity yet: the flywheel service gets an empty password)")
+else:
+    assert flywheel["environment"]["SKIFF_NATS_PASSWORD"] == password, "flywheel password"
+print(f"adapters at {path}: rw in flywheel, ro in {', '.join(readers)}")
+EOF
 # nats.conf reads every identity's password from the environment: the nats service passes each.
 "$BIN/docker-compose" --env-file "$WORK/compose.env" -f docker-compose.yml config \
   > "$WORK/compose.yaml"
@@ -111,14 +215,29 @@ step "Dockerfile (parsed by BuildKit's parser; not built: no Docker engine here)
 import pathlib, dockerfile
 commands = dockerfile.parse_file("Dockerfile")
 stages = [c.value[2] for c in commands if c.cmd == "FROM" and len(c.value) == 3]
-assert stages[-1] == "runtime" and "builder" in stages, stages
+assert stages[-1] == "runtime" and {"builder", "flywheel"} <= set(stages), stages
 for c in commands:
     if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags):
         for source in c.value[:-1]:
             assert pathlib.Path(source).exists(), f"COPY {source}: not in the build context"
 users = [c.value[0] for c in commands if c.cmd == "USER"]
 assert users and not users[-1].startswith(("0", "root")), users
-print("stages:", " ".join(stages), "| user:", users[-1], "| instructions:", len(commands))
+# Each image's user: the last USER of its stage or of the stages it is built FROM.
+parent, user, stage = {}, {}, None
+for c in commands:
+    if c.cmd == "FROM":
+        stage = c.value[2] if len(c.value) == 3 else None
+        parent[stage] = c.value[0]
+    elif c.cmd == "USER":
+        user[stage] = c.value[0]
+def user_of(name):
+    while name in parent and name not in user:
+        name = parent[name]
+    return user.get(name, "root")
+for image in ("flywheel", "runtime"):
+    assert not user_of(image).startswith(("0", "root")), f"{image} runs as {user_of(image)}"
+print("stages:", " ".join(stages), "| users: flywheel", user_of("flywheel"), "runtime",
+      user_of("runtime"), "| instructions:", len(commands))
 EOF
 
 step "YAML lint"
@@ -156,6 +275,7 @@ print(" ".join(f"{kind}={n}" for kind, n in sorted(counts.items())))
 EOF
 )"
   "$BIN/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$WORK/$name.core.yaml"
+  checked="$(check_rendered "$WORK/$name.yaml")"
   # The NATS users the chart renders must be a config nats-server accepts.
   mkdir -p "$WORK/$name-nats"
   "$BIN/python" - "$WORK/$name.yaml" "$WORK/$name-nats/auth.conf" <<'EOF'
@@ -167,8 +287,40 @@ EOF
   printf 'jetstream: enabled\ninclude ./auth.conf\n' > "$WORK/$name-nats/nats.conf"
   "$ROOT/.venv/bin/nats-server" -t -c "$WORK/$name-nats/nats.conf" >/dev/null 2>&1 \
     || "$ROOT/.venv/bin/nats-server" -t -c "$WORK/$name-nats/nats.conf"
-  echo "$name: $kinds; its NATS users pass nats-server -t"
+  echo "$name: $kinds; its NATS users pass nats-server -t; $checked"
 done
+
+step "the chart once files/nats-permissions.json has a flywheel identity"
+# skiff_runtime.permissions is gaining a `flywheel` identity; until it lands, the chart renders
+# the training Job with an optional Secret reference. Simulate the identity (the cli's grants:
+# its shape is what matters here) and check that the Job then needs its own, rendered, Secret.
+FLY="$WORK/skiff-with-flywheel"
+cp -r "$CHART" "$FLY"
+"$BIN/python" - "$FLY/files/nats-permissions.json" <<'EOF'
+import json, sys
+table = json.load(open(sys.argv[1]))
+if not any(i["name"] == "flywheel" for i in table["identities"]):
+    [cli] = [dict(i) for i in table["identities"] if i["name"] == "cli"]
+    cli.update(name="flywheel", passwordVariable="SKIFF_NATS_PASSWORD_FLYWHEEL",
+               subscribe=["_INBOX.flywheel.>"], does="simulated by validate-deploy")
+    table["identities"].append(cli)
+    print("simulated the flywheel identity")
+json.dump(table, open(sys.argv[1], "w"))
+EOF
+"$BIN/helm" template skiff "$FLY" --namespace skiff -f helm/skiff/ci/flywheel-values.yaml \
+  > "$WORK/with-flywheel.yaml"
+check_rendered "$WORK/with-flywheel.yaml" --flywheel-identity
+mkdir -p "$WORK/with-flywheel-nats"
+"$BIN/python" - "$WORK/with-flywheel.yaml" "$WORK/with-flywheel-nats/auth.conf" <<'EOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+[auth] = [d for d in docs if d["kind"] == "Secret" and "auth.conf" in d.get("stringData", {})]
+open(sys.argv[2], "w").write(auth["stringData"]["auth.conf"])
+EOF
+printf 'jetstream: enabled\ninclude ./auth.conf\n' > "$WORK/with-flywheel-nats/nats.conf"
+"$ROOT/.venv/bin/nats-server" -t -c "$WORK/with-flywheel-nats/nats.conf" >/dev/null 2>&1 \
+  || "$ROOT/.venv/bin/nats-server" -t -c "$WORK/with-flywheel-nats/nats.conf"
+echo "its NATS users pass nats-server -t"
 
 step "wrong values are refused"
 refused() {  # refused WHY HELM-ARGS...: the chart must not render with these values
@@ -187,5 +339,11 @@ refused "openai engine without url and model" --set workers.engine.kind=openai
 refused "external NATS without natsUrl" --set nats.enabled=false
 refused "LLM worker without an LLM" --set llmStandin.enabled=false
 refused "LLM url without its model" --set llmWorker.llm.url=https://llm.example.com/v1
+refused "training without the adapter storage" --set flywheel.train.enabled=true
+refused "typo flywheel.train.maxStep" --set flywheel.enabled=true --set flywheel.train.maxStep=9
+refused "unknown training task" --set flywheel.enabled=true --set flywheel.train.task=trains.extract
+refused "a relative adapter path" --set flywheel.enabled=true --set flywheel.adapters.mountPath=adapters
+refused "a malformed schedule" --set flywheel.enabled=true --set flywheel.train.enabled=true \
+  --set flywheel.train.schedule=weekly
 
 printf '\n\033[32mdeploy files valid\033[0m (NATS subchart not rendered: not fetchable here)\n'

@@ -67,6 +67,51 @@
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* Whether files/nats-permissions.json has the identity (.identity): "true" or "". */}}
+{{- define "skiff.hasNatsIdentity" -}}
+{{- $table := (.root.Files.Get "files/nats-permissions.json" | fromJson).identities -}}
+{{- range $table }}{{ if eq .name $.identity }}true{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* The conversion loop ------------------------------------------------------------------ */}}
+
+{{/* The flywheel image: the Dockerfile's `flywheel` target, by default <image>:<tag>-flywheel. */}}
+{{- define "skiff.flywheelImage" -}}
+{{- $f := .Values.flywheel.image -}}
+{{- $tag := default (printf "%s-flywheel" (default .Chart.AppVersion .Values.image.tag)) $f.tag -}}
+{{- printf "%s:%s" (default .Values.image.repository $f.repository) $tag -}}
+{{- end -}}
+
+{{/* The training CronJob's name, and the one-off Job's before its hash: at most 51 characters
+(a CronJob's name may have 52), the fullname shortened rather than the domain cut off. */}}
+{{- define "skiff.flywheelName" -}}
+{{- $domain := index (splitList "." .Values.flywheel.train.task) 0 -}}
+{{- printf "%s-flywheel-%s" (include "skiff.fullname" . | trunc 32 | trimSuffix "-") $domain -}}
+{{- end -}}
+
+{{- define "skiff.adaptersClaim" -}}
+{{- default (printf "%s-flywheel-adapters" (include "skiff.fullname" .)) .Values.flywheel.adapters.existingClaim -}}
+{{- end -}}
+
+{{/* The adapters volume (a pod's `volumes` entry); .readOnly for the workers and SGLang. */}}
+{{- define "skiff.adaptersVolume" -}}
+- name: adapters
+  persistentVolumeClaim:
+    claimName: {{ include "skiff.adaptersClaim" .root }}
+    {{- if .readOnly }}
+    readOnly: true
+    {{- end }}
+{{- end -}}
+
+{{/* Its mount: the same path everywhere, since model cards name adapters by absolute path. */}}
+{{- define "skiff.adaptersMount" -}}
+- name: adapters
+  mountPath: {{ .root.Values.flywheel.adapters.mountPath }}
+  {{- if .readOnly }}
+  readOnly: true
+  {{- end }}
+{{- end -}}
+
 {{/* Labels ----------------------------------------------------------------------------- */}}
 
 {{- define "skiff.selectorLabels" -}}
@@ -85,7 +130,9 @@ app.kubernetes.io/part-of: skiff
 
 {{/* Pieces of a service pod ----------------------------------------------------------- */}}
 
-{{/* Env every Skiff service gets: NATS URL and its identity's credentials, logs, OTel. */}}
+{{/* Env every Skiff service gets: NATS URL and its identity's credentials, logs, OTel.
+optionalSecret: the identity's Secret may be missing (an identity files/nats-permissions.json
+does not have yet). */}}
 {{- define "skiff.commonEnv" -}}
 - name: SKIFF_NATS_URL
   value: {{ include "skiff.natsUrl" .root | quote }}
@@ -96,6 +143,9 @@ app.kubernetes.io/part-of: skiff
     secretKeyRef:
       name: {{ include "skiff.natsSecretName" . }}
       key: password
+      {{- if .optionalSecret }}
+      optional: true
+      {{- end }}
 - name: SKIFF_LOG_FORMAT
   value: json
 - name: SKIFF_METRICS_PORT
