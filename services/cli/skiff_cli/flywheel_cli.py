@@ -120,3 +120,8 @@ def import_command(
     manifest = _write(curated, output, task=task, source=SGD_SOURCE, eval_share=eval_share,
                       version=version, overwrite=overwrite)  # fmt: skip
     _report(manifest, output)
+
+
+from skiff_cli.flywheel_clusters import register as register_clusters  # noqa: E402
+
+register_clusters(flywheel_app)  # S3 `clusters` and S4 `candidates`
