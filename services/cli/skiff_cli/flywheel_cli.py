@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from skiff_cli import flywheel_loop
+from skiff_cli import flywheel_clusters, flywheel_loop
 from skiff_flywheel.curate import DEFAULT_EVAL_SHARE, RULES, Curated, UnknownTask, curate
 from skiff_flywheel.dataset import DatasetExists, Manifest, write_dataset
 from skiff_flywheel.sgd import SOURCE as SGD_SOURCE
@@ -123,4 +123,5 @@ def import_command(
     _report(manifest, output)
 
 
-flywheel_loop.register(flywheel_app)
+flywheel_loop.register(flywheel_app)  # S6 `evaluate` and `register`
+flywheel_clusters.register(flywheel_app)  # S3 `clusters` and S4 `candidates`
