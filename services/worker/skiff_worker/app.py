@@ -25,13 +25,13 @@ from skiff_contracts.messages import (
 )
 from skiff_contracts.problems import validation_problems
 from skiff_contracts.registry import slug_of
+from skiff_flywheel.call_records import call_record
 from skiff_runtime.broker import make_broker, pull_inbox
 from skiff_runtime.delivery import PoisonMessage, settle
 from skiff_runtime.jetstream import WORKER_CONSUMERS, ConsumerSpec, version_consumer
 from skiff_runtime.metrics import process_metrics
 from skiff_runtime.publishing import publish_durably
 from skiff_runtime.telemetry import annotate, trip_context
-from skiff_worker.records import call_record
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
@@ -106,7 +106,10 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
                     annotate(escalation_reason=reply.reason)
                     metrics.escalation(reply.reason, domain)
                 await publish_reply(broker, domain, reply, f"{task.message_id}:result")
-                if isinstance(task, ExtractTask) and (record := call_record(task, reply, model_id)):
+                prompt = worker.extractor.prompt_version  # the adapter's when one is served
+                if isinstance(task, ExtractTask) and (
+                    record := call_record(task, reply, model_id, prompt_version=prompt)
+                ):
                     calls = subjects.calls(domain)
                     stream, msg_id = subjects.STREAM_CALLS, record.record_id
                     await publish_durably(broker, record, calls, stream=stream, msg_id=msg_id)
