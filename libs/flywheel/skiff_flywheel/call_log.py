@@ -10,7 +10,8 @@ acks, nothing left behind on the server) on `skiff.v1.calls.*` or on one work's 
 stops once it has delivered what the stream held when it started.
 
 The same filters apply to an export, by each record's `task` and `occurred_at`, so reading
-an export of the whole stream gives what reading the stream would have given.
+an export of the whole stream gives what reading the stream would have given, except for
+lines that say neither (unreadable ones): they are kept, for curation to count.
 """
 
 from __future__ import annotations
@@ -163,8 +164,10 @@ async def _read(
     )
     try:
         # Each delivery says how many are left after it: the read ends at the end of the
-        # stream as it then is (records still arriving are the next reader's).
-        pending = (await subscription.consumer_info()).num_pending
+        # stream as it then is (records still arriving are the next reader's). Whether there
+        # is anything at all: what was pushed already, and what is still to come.
+        info = await subscription.consumer_info()
+        pending = (info.delivered.consumer_seq if info.delivered else 0) + (info.num_pending or 0)
         records = []
         while pending:
             message = await subscription.next_msg(timeout=timeout_s)
