@@ -25,6 +25,7 @@ from skiff_contracts.domains import DOMAINS
 from skiff_contracts.messages import TripRequest
 from skiff_contracts.registry import model_id_for, slug_of
 from skiff_contracts.saga import SagaRecord
+from skiff_flywheel.call_log import StreamSource, read_stream
 from skiff_runtime.jetstream import (
     LAYOUT,
     LLM_WORKER,
@@ -83,6 +84,7 @@ class Chaos:
     planner_env: dict[str, str] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
     inventory_env: dict[str, str] = field(default_factory=dict)
+    llm_env: dict[str, str] | None = None  # the scripted LLM tier runs when set
     nats: NatsServer = field(init=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -116,6 +118,9 @@ class Chaos:
         env = {"SKIFF_DOMAIN": domain, **self.worker_env}
         self._spawn(f"worker-{domain}", ["-m", "tests.chaos.scripted", "worker"], env)
 
+    def start_llm_worker(self) -> None:
+        self._spawn("llm-worker", ["-m", "tests.chaos.scripted", "llm-worker"], self.llm_env or {})
+
     def start_registry(self) -> None:
         self._spawn("registry", ["-m", "skiff_registry"], {})
 
@@ -134,6 +139,8 @@ class Chaos:
         self.start_inventory()
         for domain in DOMAINS:
             self.start_worker(domain)
+        if self.llm_env is not None:
+            self.start_llm_worker()
         self.start_planner()
         await self.wait_consuming()
 
@@ -143,8 +150,12 @@ class Chaos:
             version_consumer(d, slug_of(model_id_for(f"{d}.extract", MODEL_NAME, MODEL_VERSION)))
             for d in DOMAINS
         ]
-        # No LLM tier here: scripted extractions never escalate.
-        consumers = [c for c in self.layout.consumers if c.durable != LLM_WORKER.durable]
+        # The LLM tier runs only when asked for: the default scripts never escalate.
+        consumers = [
+            c
+            for c in self.layout.consumers
+            if c.durable != LLM_WORKER.durable or self.llm_env is not None
+        ]
         consumers += versions
         connection = await nats.connect(self.nats.url)
         deadline = time.monotonic() + timeout_s
@@ -258,3 +269,9 @@ async def result_messages(url: str, trip_id: str, step: str) -> int:
             seen += reply.get("trip_id") == trip_id and reply.get("step") == step
     finally:
         await connection.close()
+
+
+async def accepted_answers(url: str) -> Counter[tuple[str, str]]:
+    """How many accepted-answer messages the CALLS stream holds per trip and task."""
+    records = await read_stream(StreamSource(url))
+    return Counter((r["trip_id"], r["task"]) for r in records if r.get("kind") == "answer_accepted")

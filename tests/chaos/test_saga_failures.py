@@ -23,7 +23,7 @@ from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS
 from skiff_contracts.messages import Extracted
 from skiff_runtime.jetstream import STREAM_DLQ, dlq_subject
-from tests.chaos.harness import Chaos, layout, result_messages
+from tests.chaos.harness import Chaos, accepted_answers, layout, result_messages
 
 pytestmark = pytest.mark.nats
 
@@ -73,6 +73,9 @@ async def run_planner_kills(chaos: Chaos, kills: int, trips: int, seed: int) -> 
     lost = [t for t, r in records.items() if r is None or not r.terminal]
     outcome = Counter(r.state for r in records.values() if r is not None)
     audit = chaos.audit()
+    # Every trip got past extraction, so each domain's answer was accepted: once on CALLS.
+    answers = await accepted_answers(chaos.nats.url)
+    expected = {(t, f"{d}.extract") for t in trip_ids for d in DOMAINS}
     print(
         json.dumps({
             "sagas": len(trip_ids), "planner_kills": kills,
@@ -83,10 +86,12 @@ async def run_planner_kills(chaos: Chaos, kills: int, trips: int, seed: int) -> 
                 if r is not None and r.state == "compensated"
             )),
             "confirm_calls_max_per_key": max(audit.confirm_calls.values(), default=0),
+            "accepted_answers": sum(answers.values()),
             "seconds": round(time.monotonic() - started_at, 1),
         })
     )  # fmt: skip
     assert lost == []
+    assert set(answers) == expected and set(answers.values()) == {1}, answers
     assert set(outcome) <= {"completed", "compensated"}  # compensated only when sold out
     assert {"extracting", "holding", "confirming"} <= set(states_at_kill), states_at_kill
     assert_clean(chaos, expect_bookings=outcome["completed"] * len(DOMAINS))

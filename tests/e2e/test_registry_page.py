@@ -32,7 +32,7 @@ from skiff_contracts.registry import (
     TaskPoint,
 )
 from skiff_runtime.nats_server import NatsServer, free_port
-from tests.fakes.registry import call, registration
+from tests.fakes.registry import accepted, call, registration
 from tests.integration.registry_harness import RunningRegistry, ask, eventually, publish_calls
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ def chromium() -> str:
 
 def traffic(now: datetime) -> list[Any]:
     """Four minutes of flights traffic, one bucket each: the champion gets better, a shadow
-    mirrors every call, the LLM tier answers what the champion escalates."""
+    mirrors every call, the LLM tier answers what the champion escalates; each trip's
+    accepted answer is the champion's or the LLM tier's."""
     records: list[Any] = []
     for minute in range(4):
         at = now - timedelta(seconds=60 * (4 - minute))
@@ -78,6 +79,10 @@ def traffic(now: datetime) -> list[Any]:
             )  # fmt: skip
             if escalated:
                 records.append(call(LLM, trip, tier="llm", at=at, latency_ms=1800.0))
+            records.append(
+                accepted(trip, at=at, answered_by="llm" if escalated else "slm",
+                         digest="d" if escalated else f"a{trip}")
+            )  # fmt: skip
             records.append(
                 call(V2, trip, at=at, shadow=True, latency_ms=30.0 + n,
                      digest=f"a{trip}" if n % 5 else "different")
@@ -186,10 +191,15 @@ async def test_the_page_renders_and_its_numbers_are_the_registrys(
                 assert await value(row, "valid_rate") == pytest.approx(window.valid_rate)
                 assert await value(row, "p95_ms") == pytest.approx(window.latency.p95_ms)
                 assert await text(row, "shadow_agreement") == rate_text(window.shadow_agreement)
+                assert await text(row, "answer_agreement") == rate_text(window.answer_agreement)
             shadow = next(v for v in listed.models if v.card.model_id == V2)
             assert shadow.metrics and shadow.metrics.window.shadow_agreement == pytest.approx(
                 26 / 30
             )
+            # Against the accepted answers, the escalations count against the champion too.
+            champion_view = next(v for v in listed.models if v.card.model_id == V1)
+            assert champion_view.metrics is not None
+            assert champion_view.metrics.window.answer_agreement == pytest.approx(30 / 40)
 
             # One plotted point per snapshot, with the registry's values.
             for metric in ("slm_share", "escalation_rate", "p95_ms"):

@@ -1,16 +1,20 @@
 """The whole system as the README runs it: real nats-server, real planner, four real workers
-with the real bundled model, each a separate process started by the local stack."""
+with the real bundled model, each a separate process started by the local stack. The call log
+is read back as the flywheel reads it (its own NATS identity, the stack's password)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from skiff_cli import stack
 from skiff_cli.client import SkiffClient, SubmitError
+from skiff_cli.flywheel_cli import flywheel_app
 from skiff_contracts import subjects
 from skiff_contracts.domains import FlightsRequest, HotelsRequest
 from skiff_contracts.events import (
@@ -21,6 +25,9 @@ from skiff_contracts.events import (
     TripPlanned,
 )
 from skiff_contracts.messages import TripRequest
+from skiff_contracts.registry import CALL_LOG, AnswerAccepted, CallRecord
+from skiff_flywheel.call_log import StreamSource, read_stream
+from skiff_flywheel.dataset import read_dataset
 
 pytestmark = [pytest.mark.nats, pytest.mark.model]
 
@@ -38,6 +45,14 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.St
     yield running
     stack.down(home)
     assert not any(stack.alive(s.pid) for s in running.services), "a service outlived `down`"
+
+
+async def call_log(running: stack.Stack, trip_id: str) -> list[CallRecord | AnswerAccepted]:
+    """The trip's records on CALLS, read as `flywheel` (nobody else but the registry may)."""
+    password = stack.stored_password(running.home, "flywheel")
+    source = StreamSource(running.nats_url, user="flywheel", password=password)
+    records = [CALL_LOG.validate_python(r) for r in await read_stream(source)]
+    return [r for r in records if r.trip_id == trip_id]
 
 
 async def run_trip(url: str, request: TripRequest) -> list[TripEvent]:
@@ -73,6 +88,37 @@ async def test_a_four_domain_trip_goes_end_to_end(running_stack: stack.Stack) ->
     ]
     for operation in ("extract", "hold", "confirm"):
         assert sorted(d for op, d in dispatched if op == operation) == sorted(items), operation
+
+    # The call log: every model call, and one accepted answer per domain, naming its call.
+    log = await call_log(running_stack, finished.trip_id)
+    calls = {r.record_id: r for r in log if isinstance(r, CallRecord)}
+    answers = {r.task: r for r in log if isinstance(r, AnswerAccepted)}
+    assert set(answers) == {f"{d}.extract" for d in items}
+    assert {r.task for r in calls.values() if r.tier == "slm"} == set(answers)
+    for domain, item in items.items():
+        answer = answers[f"{domain}.extract"]
+        assert answer.answered_by == item.handled_by, domain
+        assert answer.call_record_id in calls, domain
+        assert calls[answer.call_record_id].valid and answer.draft is not None
+    # The domain's own extraction: the flight's is what was booked (the others were completed
+    # from it before their holds).
+    assert answers["flights.extract"].params == flights.model_dump(mode="json")
+    llm = [r for r in calls.values() if r.tier == "llm"]
+    assert all(r.step.endswith(".resolve") for r in llm)  # escalated steps only, if any
+
+    # `skiff flywheel curate` against the running stack: examples from accepted answers.
+    output = running_stack.home / "dataset-flights"
+    args = [
+        *("curate", "--task", "flights.extract", "--output", str(output), "--eval-share", "0"),
+        "--nats-url",
+        running_stack.nats_url,
+        "--home",
+        str(running_stack.home),
+    ]
+    result = await asyncio.to_thread(CliRunner().invoke, flywheel_app, args)
+    assert result.exit_code == 0, result.output
+    _, splits = read_dataset(output)
+    assert splits["train"] and all(e.example_id.endswith(":accepted") for e in splits["train"])
 
 
 async def test_the_same_client_request_id_is_one_trip(running_stack: stack.Stack) -> None:
@@ -113,6 +159,15 @@ async def test_an_ambiguous_city_asks_the_user_and_the_answer_books_it(
     (item,) = finished.itinerary
     assert isinstance(item.params, HotelsRequest)
     assert item.params.location_iata == "SPI"  # Springfield, Illinois (Abraham Lincoln Capital)
+
+    # The LLM tier's candidates are on the call log, and the answer accepted after the
+    # user's reply is the user's.
+    log = await call_log(running_stack, accepted.trip_id)
+    (answer,) = [r for r in log if isinstance(r, AnswerAccepted)]
+    assert answer.answered_by == "user" and "Springfield, Illinois" in answer.input_text
+    assert answer.params["location_iata"] == "SPI"
+    llm = [r for r in log if isinstance(r, CallRecord) and r.tier == "llm"]
+    assert llm and all((r.task, r.step) == ("hotels.extract", "hotels.resolve") for r in llm)
 
 
 @pytest.mark.parametrize("text", ["", "x" * 5000])

@@ -9,6 +9,7 @@ from typing import Any, Generic
 from skiff_contracts.domains import DRAFTS, Domain
 from skiff_contracts.registry import (
     AliasMove,
+    AnswerAccepted,
     CallRecord,
     ModelCard,
     ModelMetrics,
@@ -140,4 +141,22 @@ def call(
         model_id=model_id, task=task, tier=tier, trip_id=f"trip-{n}", step=step, valid=valid,
         reason=reason, latency_ms=latency_ms, tokens_in=100, tokens_out=20, cost_usd=0.001,
         shadow=shadow,        output_digest=digest if valid else None, occurred_at=at,
+    )  # fmt: skip
+
+
+def accepted(
+    n: int,
+    *,
+    answered_by: Any = "slm",
+    digest: str = "d",
+    task: str = "flights.extract",
+    at: datetime = AT,
+    model_id: str = "flights.extract/smollm2-lora@1",
+) -> AnswerAccepted:
+    """The accepted answer of trip `trip-<n>` for `task`."""
+    domain = task.split(".")[0]
+    return AnswerAccepted(
+        record_id=f"trip-{n}:{domain}:accepted", trip_id=f"trip-{n}", step=task, task=task,
+        answered_by=answered_by, model_id=model_id, input_text="text", params={},
+        output_digest=digest, occurred_at=at,
     )  # fmt: skip

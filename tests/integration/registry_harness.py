@@ -14,7 +14,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from skiff_contracts import subjects
-from skiff_contracts.registry import REGISTRY_REPLY, CallRecord, ListSchemas
+from skiff_contracts.registry import REGISTRY_REPLY, AnswerAccepted, CallRecord, ListSchemas
 from skiff_registry.app import create_app
 from skiff_registry.settings import RegistrySettings
 from skiff_runtime.nats_server import NatsServer
@@ -78,8 +78,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
         await asyncio.sleep(0.2)
 
 
-async def publish_calls(connection: Client, records: list[CallRecord]) -> None:
-    """Like a worker: one message per record on `calls.<domain>`."""
+async def publish_calls(
+    connection: Client, records: list[CallRecord] | list[CallRecord | AnswerAccepted]
+) -> None:
+    """Like a worker (or the planner, for accepted answers): one message per record on
+    `calls.<work>`."""
     js = connection.jetstream()
     for record in records:
         await js.publish(

@@ -83,7 +83,7 @@ def call_log() -> Iterator[dict[str, Any]]:
                           output=answer, tokens_in=900, tokens_out=60, cost_usd=cost)  # fmt: skip
         if i == 0:
             yield {
-                "kind": "accepted",
+                "kind": "answer_accepted",
                 **_record(n + 1000, "trains.extract", "llm", text, valid=True),
             }
 

@@ -18,10 +18,12 @@ from skiff_contracts import subjects
 from skiff_contracts.domains import FlightsRequest
 from skiff_contracts.messages import WORKER_RESULT, Clarify, Extracted, ResolveTask
 from skiff_contracts.problems import Problem
+from skiff_contracts.registry import CallRecord
 from skiff_extraction.examples import ExampleBank
 from skiff_extraction.llm_tier import LlmEngineSettings, ResolverSettings, build_llm_engine
 from skiff_extraction.pipeline import ModelIdentity
 from skiff_extraction.resolver import Resolver
+from skiff_flywheel.call_log import StreamSource, read_stream
 from skiff_inference.model_files import bundled_model_path
 from skiff_llm_worker.app import create_app
 from skiff_llm_worker.service import LlmWorker
@@ -87,7 +89,9 @@ async def escalate(connection: Client, task: ResolveTask) -> tuple[bytes, str | 
         await replies.unsubscribe()
 
 
-async def test_real_model_output_resolves_an_escalation(llm_worker: Client) -> None:
+async def test_real_model_output_resolves_an_escalation(
+    llm_worker: Client, nats_server: NatsServer
+) -> None:
     task = ResolveTask(
         message_id=subjects.command_id("trip-llm1", "flights.resolve", 1),
         trip_id="trip-llm1", step="flights.resolve", domain="flights",
@@ -106,6 +110,18 @@ async def test_real_model_output_resolves_an_escalation(llm_worker: Client) -> N
     assert reply.call is not None
     assert (reply.call.tier, reply.call.engine, reply.call.model) == ("llm", "openai", MODEL_ALIAS)
     assert reply.call.calls >= 1 and reply.call.tokens_in > 0
+    assert reply.draft is not None and reply.draft["origin"] is not None
+
+    # One call record per candidate, on CALLS before the reply; the last one is the winner.
+    records = [
+        CallRecord.model_validate(r) for r in await read_stream(StreamSource(nats_server.url))
+    ]
+    assert [r.record_id for r in records] == [
+        f"{task.message_id}:call" + (f".{i}" if i else "") for i in range(reply.call.calls)
+    ]
+    assert all((r.tier, r.task, r.step) == ("llm", "flights.extract", task.step) for r in records)
+    assert {r.model_id for r in records} == {f"llm/{MODEL_ALIAS}@test"}
+    assert records[-1].valid and sum(r.tokens_in for r in records) == reply.call.tokens_in
 
 
 async def test_real_model_output_on_an_ambiguous_city_becomes_a_question(

@@ -28,10 +28,12 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from skiff_cli import stack
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
+from skiff_flywheel.call_log import LogUnreachable, StreamSource, read_stream
 from skiff_runtime.jetstream import (
     LLM_WORKER,
     PLANNER_INPUT,
     PLANNER_RESULTS,
+    REGISTRY_CALLS,
     WORKER_CONSUMERS,
     apply_layout,
     dlq_subject,
@@ -120,7 +122,8 @@ async def sessions(secured: Secured) -> AsyncIterator[dict[str, Session]]:
     admin = await connect_as(secured, "admin")
     await apply_layout(admin.connection.jetstream())
     opened = {"admin": admin}
-    for name in ("planner", "worker-flights", "worker-hotels", "llm-worker", "inventory", "client"):
+    for name in ("planner", "worker-flights", "worker-hotels", "llm-worker", "inventory", "client",
+                 "cli", "flywheel"):  # fmt: skip
         opened[name] = await connect_as(secured, name)
     yield opened
     for session in opened.values():
@@ -209,6 +212,46 @@ def test_only_the_llm_worker_may_pull_escalations_and_publish_llm_results() -> N
     assert not any(s.startswith(f"{subjects.PREFIX}.task") for s in granted.publish)
     assert not any(s.startswith(f"{subjects.PREFIX}.result.") for s in granted.publish
                    if s != subjects.RESULT_LLM)  # fmt: skip
+
+
+def call_log_rights(publish: Iterable[str]) -> set[str]:
+    """How an identity could read CALLS: pull a durable, create a consumer, get messages."""
+    calls = subjects.STREAM_CALLS
+    ways = {
+        "pull": js_api("CONSUMER", "MSG", "NEXT", calls, REGISTRY_CALLS.durable),
+        "create": js_api("CONSUMER", "CREATE", calls),
+        "create-named": js_api("CONSUMER", "CREATE", calls, "mine", subjects.calls("flights")),
+        "create-durable": js_api("CONSUMER", "DURABLE", "CREATE", calls, "mine"),
+        "get": js_api("STREAM", "MSG", "GET", calls),
+        "direct-get": js_api("DIRECT", "GET", calls),
+    }
+    return {way for way, subject in ways.items() if allowed(subject, publish)}
+
+
+def test_only_the_registrys_metrics_consumer_and_the_flywheel_may_read_the_call_log() -> None:
+    readers = {
+        identity.name: rights
+        for identity in IDENTITIES
+        # admin manages JetStream (`$JS.API.>`): it can read any stream, by design (operators).
+        if identity.name != "admin" and (rights := call_log_rights(identity.permissions().publish))
+    }
+    assert readers == {"registry": {"pull"}, "flywheel": {"create"}}
+    assert BY_NAME["flywheel"].permissions().allow_responses is False
+
+
+def test_who_may_write_the_call_log() -> None:
+    """Workers their own domain's calls, the LLM tier any work's, the planner every domain's
+    accepted answers; the flywheel (its reader) nothing at all."""
+    for identity in IDENTITIES:
+        publish = identity.permissions().publish
+        writes = {d for d in (*DOMAINS, "trains") if allowed(subjects.calls(d), publish)}
+        expected = {
+            "planner": set(DOMAINS), "llm-worker": {*DOMAINS, "trains"},
+            **{f"worker-{d}": {d} for d in DOMAINS},
+        }.get(identity.name, set())  # fmt: skip
+        assert writes == expected, identity.name
+    flywheel = BY_NAME["flywheel"].permissions().publish
+    assert not any(s.startswith(f"{subjects.PREFIX}.") for s in flywheel)
 
 
 def test_nobody_but_admin_manages_jetstream_and_no_inbox_is_shared() -> None:
@@ -485,6 +528,56 @@ async def test_admin_manages_jetstream_but_sends_no_business_messages(
     await admin.connection.publish(command, b"{}")
     await admin.connection.flush()
     await admin.violation("publish", command)
+
+
+async def test_the_call_log_is_written_by_its_producers_and_read_by_the_flywheel_only(
+    sessions: dict[str, Session], secured: Secured
+) -> None:
+    planner, llm, worker = sessions["planner"], sessions["llm-worker"], sessions["worker-flights"]
+    flywheel, client, cli = sessions["flywheel"], sessions["client"], sessions["cli"]
+    writes = (
+        (worker, subjects.calls("flights"), b'{"kind": "call_record", "n": 1}'),
+        (llm, subjects.calls("trains"), b'{"kind": "call_record", "n": 2}'),
+        (planner, subjects.calls("flights"), b'{"kind": "answer_accepted", "n": 3}'),
+    )
+    for session, subject, body in writes:
+        ack = await session.js.publish(subject, body, stream=subjects.STREAM_CALLS)
+        assert ack.stream == subjects.STREAM_CALLS
+
+    # The flywheel reads it as `skiff flywheel export` does (an ordered consumer)…
+    source = StreamSource(secured.server.url, user="flywheel",
+                          password=secured.passwords["flywheel"])  # fmt: skip
+    records = await read_stream(source)
+    assert [r.get("n") for r in records][-3:] == [1, 2, 3]
+    assert [r.get("n") for r in await read_stream(source, task="trains.extract")] == [2]
+    # …and may write nothing there, nor take the registry's durable.
+    await flywheel.connection.publish(subjects.calls("flights"), b"{}")
+    await flywheel.connection.flush()
+    await flywheel.violation("publish", subjects.calls("flights"))
+    registry_next = js_api("CONSUMER", "MSG", "NEXT", REGISTRY_CALLS.stream, REGISTRY_CALLS.durable)
+    with pytest.raises(NatsTimeout):
+        await flywheel.connection.request(registry_next, b'{"batch": 1}', timeout=REFUSAL_TIMEOUT_S)
+    await flywheel.violation("publish", registry_next)
+
+    # Nobody else reads it: the consumer a reader needs is refused to clients and the CLI.
+    for session in (client, cli):
+        with pytest.raises(NatsTimeout):
+            await session.js.subscribe(
+                subjects.CALLS_ALL, stream=subjects.STREAM_CALLS, ordered_consumer=True
+            )
+        await session.violation("publish", js_api("CONSUMER", "CREATE", subjects.STREAM_CALLS))
+    with pytest.raises(LogUnreachable):  # the reader says so (`skiff flywheel` exits 2)
+        await read_stream(
+            StreamSource(secured.server.url, user="client", password=secured.passwords["client"],
+                         identity="client", timeout_s=REFUSAL_TIMEOUT_S)
+        )  # fmt: skip
+    # The planner writes accepted answers of the domains only, the worker its own domain's.
+    await planner.connection.publish(subjects.calls("trains"), b"{}")
+    await planner.connection.flush()
+    await planner.violation("publish", subjects.calls("trains"))
+    await worker.connection.publish(subjects.calls("hotels"), b"{}")
+    await worker.connection.flush()
+    await worker.violation("publish", subjects.calls("hotels"))
 
 
 def test_the_committed_nats_files_are_current() -> None:

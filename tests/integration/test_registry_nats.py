@@ -4,6 +4,7 @@ consumer provisioning, live metrics from the CALLS stream, and restarts that los
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from skiff_contracts.domains import FlightsDraft
 from skiff_contracts.registry import (
     REGISTRY_REPLY,
     Ack,
+    AnswerAccepted,
     CallRecord,
     GetHistory,
     GetModel,
@@ -34,9 +36,9 @@ from skiff_contracts.registry import (
     Series,
     TaskAliases,
 )
-from skiff_runtime.jetstream import REGISTRY_CALLS, dlq_subject
+from skiff_runtime.jetstream import REGISTRY_CALLS, STREAM_DLQ, dlq_subject
 from skiff_runtime.nats_server import NatsServer
-from tests.fakes.registry import call, registration
+from tests.fakes.registry import accepted, call, registration
 from tests.integration.registry_harness import RunningRegistry, ask, eventually, publish_calls
 
 pytestmark = pytest.mark.nats
@@ -152,9 +154,10 @@ async def test_schemas_incompatible_refused_compatible_stored_as_a_new_version(
     ]  # fmt: skip
 
 
-def known_sequence(now: datetime) -> list[CallRecord]:
-    """10 champion calls (8 answers, 2 escalations), the LLM tier's 2 answers, 3 shadows."""
-    records = [
+def known_sequence(now: datetime) -> list[CallRecord | AnswerAccepted]:
+    """10 champion calls (8 answers, 2 escalations), the LLM tier's 2 answers, 3 shadows, and
+    the 10 accepted answers (8 the SLM's, 2 the LLM tier's)."""
+    records: list[CallRecord | AnswerAccepted] = [
         call(V1, n, latency_ms=10.0 * n, valid=n <= 8,
              reason=None if n <= 8 else "low_confidence", digest=f"answer-{n}", at=now)
         for n in range(1, 11)
@@ -168,6 +171,8 @@ def known_sequence(now: datetime) -> list[CallRecord]:
         call(V2, 2, shadow=True, digest="answer-1", at=now),
         call(V2, 3, shadow=True, digest="answer-3", at=now),
     ]
+    records += [accepted(n, digest=f"answer-{n}", at=now) for n in range(1, 9)]
+    records += [accepted(n, answered_by="llm", digest="x", at=now) for n in (9, 10)]
     return records
 
 
@@ -227,10 +232,38 @@ async def test_metrics_follow_the_calls_stream_redelivery_included(
     assert shadow.total.shadow_calls == 3
     assert shadow.total.shadow_agreement == pytest.approx(2 / 3)  # trip 2 disagreed
 
+    assert champion.total.answer_agreement == pytest.approx(8 / 10)  # 2 escalations
+    assert shadow.total.answer_agreement == pytest.approx(2 / 3)
+
     series = await ask(nc, GetSeries(task=TASK))
     assert isinstance(series, Series)
     assert sum(p.answers for p in series.points) == 10
     assert sum(p.slm_accepted for p in series.points) == 8
+    assert sum(p.llm_calls for p in series.points) == 2
+
+
+async def test_older_records_and_work_no_model_covers_are_counted_not_dead_lettered(
+    registry: RunningRegistry, fresh_layout: Client
+) -> None:
+    nc, now = fresh_layout, datetime.now(UTC)
+    trains = call("llm/llama-3.3-70b@1", 1, tier="llm", valid=False, reason="no_model",
+                  task="trains.extract", step="unsupported.resolve", at=now)  # fmt: skip
+    older = call(V1, 2, at=now).model_dump(mode="json", exclude={"kind"})  # before `kind`
+    await publish_calls(nc, [trains])
+    await nc.jetstream().publish(subjects.calls("flights"), json.dumps(older).encode())
+
+    async def counted() -> bool:
+        info = await nc.jetstream().consumer_info(REGISTRY_CALLS.stream, REGISTRY_CALLS.durable)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await eventually(counted)
+    dlq = await nc.jetstream().stream_info(STREAM_DLQ)
+    assert dlq.state.messages == 0
+    series = await ask(nc, GetSeries(task="trains.extract"))
+    assert isinstance(series, Series) and sum(p.llm_calls for p in series.points) == 1
+    metrics = await kv_value(nc, subjects.BUCKET_METRICS, "trains.extract.llama-3-3-70b-1")
+    assert b'"escalation_rate":{"no_model":1.0}' in metrics
+    assert (await ask(nc, GetSeries(task=TASK))).points[0].slm_calls == 1
 
 
 async def test_an_unreadable_call_record_is_dead_lettered(

@@ -9,7 +9,7 @@ from skiff_contracts.messages import Extracted, ExtractTask, ModelCall, NeedsEsc
 from skiff_contracts.problems import Problem
 from skiff_contracts.registry import CallRecord
 from skiff_extraction.prompts import PROMPT_VERSION
-from skiff_worker.records import call_record
+from skiff_flywheel.call_records import call_record
 
 TEXT = (
     "Hi, my name is Jane Porter, email jane.porter@example.com. Book a flight from Boston "

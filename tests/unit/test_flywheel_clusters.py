@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from skiff_flywheel.call_log import key_set, read_calls
 from skiff_flywheel.clusters import Cluster, ClusterReport, cluster_calls
 from skiff_flywheel.embedding import Vectors, normalize
+from skiff_flywheel.logged_calls import key_set, read_calls
 from skiff_flywheel.masking import mask_values
 
 _TOPICS = {"fly": 0, "flight": 0, "hotel": 1, "room": 1, "car": 2, "train": 3}
@@ -88,8 +88,8 @@ def by_task(report: ClusterReport, task: str) -> Cluster:
 def test_reading_the_log_skips_what_is_not_a_usable_call() -> None:
     records: list[Any] = [
         call(1, "Fly me to Boston"),
-        call(2, "Fly me to Boston", kind="call"),
-        call(3, "Fly me to Boston", kind="accepted"),
+        call(2, "Fly me to Boston", kind="call_record"),
+        call(3, "Fly me to Boston", kind="answer_accepted"),
         call(4, "Fly me to Boston", shadow=True),
         call(5, "   "),
         call(6, "Fly me to Boston", added_later_by_a_producer=1),  # ignored, not unreadable
@@ -102,10 +102,10 @@ def test_reading_the_log_skips_what_is_not_a_usable_call() -> None:
     assert skipped == {"not_a_call": 1, "shadow": 1, "no_text": 1, "unreadable": 3}
 
 
-def test_the_answer_is_the_final_answer_else_a_valid_output() -> None:
-    final = call(1, "x", final_answer={"z": 1}, output={"a": 1})
+def test_the_answer_is_a_valid_calls_output() -> None:
+    valid = call(1, "x", output={"z": 1})
     invalid = call(2, "x", valid=False, output={"draft": None})
-    calls, _ = read_calls([final, invalid, call(3, "x")])
+    calls, _ = read_calls([valid, invalid, call(3, "x")])
     assert [c.answer_keys for c in calls] == [("z",), None, ("a", "b")]
     assert key_set({"b": 1, "a": {"y": None, "x": [1]}, "e": {}}) == ("a.x", "a.y", "b", "e")
 

@@ -22,17 +22,39 @@ SGD = Path(__file__).parents[2].parent / "shared" / "data" / "sgd-train"
 TASK = "flights.extract"
 
 
-def _record(n: int, text: str, answer: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+def _call(n: int, text: str = "some text", **extra: Any) -> dict[str, Any]:
+    """A micro-SLM call record of trip `t<n>` (the JSON form on the stream)."""
     return {
-        "record_id": f"r{n}", "model_id": "flights.extract/smol@1", "task": TASK, "tier": "slm",
-        "trip_id": f"t{n}", "step": TASK, "valid": True, "latency_ms": 10.0, "tokens_in": 100,
-        "tokens_out": 20, "input_text": text, "final_answer": answer, "answered_by": "slm",
-        **extra,
+        "kind": "call_record", "record_id": f"c{n}", "model_id": "flights.extract/smol@1",
+        "task": TASK, "tier": "slm", "trip_id": f"t{n}", "step": TASK, "valid": True,
+        "latency_ms": 10.0, "tokens_in": 100, "tokens_out": 20, "input_text": text, **extra,
+    }  # fmt: skip
+
+
+def _accepted(
+    n: int, text: str, params: dict[str, Any], draft: dict[str, Any] | None, **extra: Any
+) -> dict[str, Any]:
+    """The accepted answer of trip `t<n>`, naming its call `c<n>`."""
+    return {
+        "kind": "answer_accepted", "record_id": f"a{n}", "trip_id": f"t{n}", "step": TASK,
+        "task": TASK, "call_record_id": f"c{n}", "answered_by": "slm",
+        "model_id": "flights.extract/smol@1", "input_text": text, "draft": draft,
+        "params": params, "output_digest": f"digest-{n}", **extra,
     }  # fmt: skip
 
 
 def _answer(destination: str, day: int) -> dict[str, Any]:
     return {"domain": "flights", "destination": destination, "departure_date": f"2026-03-{day:02d}"}
+
+
+def _draft(destination: str, day: int) -> dict[str, Any]:
+    return {"destination": destination, "departure_date": f"March {day}"}
+
+
+def _labelled(n: int, text: str, destination: str, day: int, **extra: Any) -> list[dict[str, Any]]:
+    """A call and the accepted answer that names it."""
+    answer = _accepted(n, text, _answer(destination, day), _draft(destination, day), **extra)
+    return [_call(n, text), answer]
 
 
 def _records() -> list[dict[str, Any]]:
@@ -41,32 +63,55 @@ def _records() -> list[dict[str, Any]]:
         "for my whole family please"
     )
     return [
-        _record(1, long, _answer("Denver", 12)),
-        _record(2, "  " + long.upper() + " ", _answer("Denver", 12)),  # exact (normalised)
-        _record(3, long.replace("please", "thanks"), _answer("Denver", 12)),  # near
-        _record(4, long + "!", _answer("Denver", 13)),  # near, but another answer
-        _record(5, "Flight to Denver on March 12", None),  # never answered
-        _record(6, "Flight to Paris on March 12", {"domain": "flights", "passengers": 40}),
-        _record(7, "A hotel in Paris", {"domain": "hotels"}, task="hotels.extract"),
-        _record(8, "Mirror", _answer("Paris", 3), shadow=True),
-        {"record_id": "broken"},
-        *(_record(100 + i, f"Fly me to city number {i} on the {i}th", _answer("Denver", 1 + i % 28))
-          for i in range(40)),
+        *_labelled(1, long, "Denver", 12),
+        *_labelled(2, "  " + long.upper() + " ", "Denver", 12),  # exact (normalised)
+        *_labelled(3, long.replace("please", "thanks"), "Denver", 12),  # near
+        *_labelled(4, long + "!", "Denver", 13),  # near, but another answer
+        _call(5, "Flight to Denver on March 12", valid=False, reason="ungrounded"),  # unanswered
+        _call(1, long, record_id="c1.1", valid=False, reason="ungrounded"),  # lost to c1
+        _accepted(6, "Flight to Paris on March 12", {"domain": "flights", "passengers": 40},
+                  {"passengers": 40}),  # invalid params
+        _accepted(7, "Flight to Paris on March 3", _answer("Paris", 3),
+                  {"seating_class": "cattle"}),  # invalid draft
+        _accepted(8, "Flight to Rome on March 3", _answer("Rome", 3), None),  # no draft
+        _call(9, "A hotel in Paris", task="hotels.extract"),
+        _accepted(9, "A hotel in Paris", {"domain": "hotels"}, {}, task="hotels.extract"),
+        _call(10, "Mirror", shadow=True),
+        {"record_id": "broken", "kind": "call_record"},
+        _accepted(1, long, _answer("Denver", 12), _draft("Denver", 12)),  # re-published
+        *(record for i in range(40)
+          for record in _labelled(100 + i, f"Fly me to city number {i} on the {i}th",
+                                  "Denver", 1 + i % 28)),
     ]  # fmt: skip
 
 
-def test_curate_validates_and_deduplicates() -> None:
+def test_curate_joins_accepted_answers_validates_and_deduplicates() -> None:
     curated = curate(_records(), TASK)
     kept = {e.example_id for split in curated.splits.values() for e in split}
-    assert {"r1", "r4"} <= kept
-    assert not kept & {"r2", "r3", "r5", "r6", "r7", "r8"}
+    assert {"a1", "a4"} <= kept
+    assert not kept & {"a2", "a3", "a6", "a7", "a8", "a9"}
     assert curated.dropped == {
-        "duplicate": 1, "near_duplicate": 1, "no_final_answer": 1, "invalid_final_answer": 1,
-        "other_task": 1, "shadow": 1, "unreadable": 1,
+        "duplicate": 1, "near_duplicate": 1, "no_accepted_answer": 1, "not_accepted": 1,
+        "invalid_params": 1, "invalid_draft": 1, "no_draft": 1, "other_task": 2, "shadow": 1,
+        "unreadable": 1, "duplicate_record": 1,
     }  # fmt: skip
     assert len(kept) == 42
-    params = next(e.params for s in curated.splits.values() for e in s if e.example_id == "r1")
-    assert params["departure_date"] == "2026-03-12" and params["domain"] == "flights"
+    first = next(e for s in curated.splits.values() for e in s if e.example_id == "a1")
+    assert first.params["departure_date"] == "2026-03-12" and first.params["domain"] == "flights"
+    assert first.spans == {"destination": "Denver", "departure_date": "March 12"}
+    assert first.answered_by == "slm" and first.source == "calls"
+
+
+def test_spans_keep_values_as_written_and_leave_out_nulls() -> None:
+    records = [
+        _call(1, "2 of us fly nonstop to Denver"),
+        _accepted(1, "2 of us fly nonstop to Denver", _answer("Denver", 3),
+                  {"destination": "Denver", "passengers": 2, "nonstop": True, "airline": None},
+                  answered_by="llm"),
+    ]  # fmt: skip
+    (example,) = curate(records, TASK, eval_share=0.0).splits["train"]
+    assert example.spans == {"destination": "Denver", "passengers": "2", "nonstop": "true"}
+    assert example.answered_by == "llm"
 
 
 def test_a_near_duplicate_with_another_answer_is_kept() -> None:
@@ -156,7 +201,25 @@ def test_the_cli_curates_an_export_and_refuses_to_overwrite(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     manifest, splits = read_dataset(output)
     assert manifest.sources == ("calls",) and manifest.dropped["unreadable"] == 2
+    assert manifest.counts["train"] + manifest.counts["eval"] == 42
     assert manifest.counts == {split: len(splits[split]) for split in splits}
     assert CliRunner().invoke(flywheel_app, args).exit_code == 1
     bad_task = ["curate", "--task", "trains.extract", "--input", str(export), "--output", "x"]
     assert CliRunner().invoke(flywheel_app, bad_task).exit_code == 1
+
+
+def test_the_cli_says_2_when_nats_is_unreachable(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from skiff_cli.flywheel_cli import flywheel_app
+    from skiff_runtime.nats_server import free_port
+
+    nowhere = ["--nats-url", f"nats://127.0.0.1:{free_port()}", "--home", str(tmp_path)]
+    curate_args = ["curate", "--task", TASK, "--output", str(tmp_path / "d"), *nowhere]
+    result = CliRunner().invoke(flywheel_app, curate_args)
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "d").exists()
+    export = ["export", "--output", str(tmp_path / "calls.jsonl"), *nowhere]
+    assert CliRunner().invoke(flywheel_app, export).exit_code == 2
+    bad = ["export", "--output", str(tmp_path / "calls.jsonl"), "--task", "flights", *nowhere]
+    assert CliRunner().invoke(flywheel_app, bad).exit_code == 1

@@ -278,5 +278,48 @@ async def test_the_llm_worker_refuses_anything_but_escalations__constructed() ->
         trip_id="trip-r4", step="flights.extract", domain="flights", text="Boston to Denver",
         reference_date=REFERENCE,
     )  # fmt: skip
-    reply = await worker.handle(task)
-    assert isinstance(reply, Failed) and reply.reason == "wrong_task"
+    handled = await worker.handle(task)
+    assert isinstance(handled.reply, Failed) and handled.reply.reason == "wrong_task"
+    assert handled.records == ()  # no model was called
+
+
+async def test_the_llm_worker_logs_one_call_record_per_candidate__constructed() -> None:
+    engine = ScriptedEngine([{**BOSTON_DENVER, "destination": "Atlantis"}, BOSTON_DENVER])
+    worker = LlmWorker(resolver(engine))
+    task = flights_task(
+        "My name is Jane Porter, jane@example.com: Boston to Denver (not Atlantis) on March 12",
+        message_id="trip-r1:flights.resolve:1",
+    )
+    handled = await worker.handle(task)
+    assert isinstance(handled.reply, Extracted)
+    assert handled.reply.draft is not None and handled.reply.draft["destination"] == "Denver"
+    first, second = handled.records
+    assert [r.record_id for r in handled.records] == [
+        "trip-r1:flights.resolve:1:call", "trip-r1:flights.resolve:1:call.1",
+    ]  # fmt: skip
+    assert (first.valid, first.reason, first.grounded) == (False, "ungrounded", False)
+    assert (second.valid, second.reason, second.grounded) == (True, None, True)
+    for record in handled.records:
+        assert (record.tier, record.task, record.step) == ("llm", "flights.extract", task.step)
+        assert record.model_id == "llm/llm-test@v1" and record.tokens_in == 1000
+        assert record.input_text is not None and "[NAME]" in record.input_text
+        dumped = record.model_dump_json()
+        assert "Jane" not in dumped and "jane@example.com" not in dumped
+    assert second.output_digest is not None and first.output_digest is None
+
+
+async def test_work_no_model_covers_is_logged_as_no_model_under_its_own_task__constructed() -> None:
+    worker = LlmWorker(resolver(ScriptedEngine([BOSTON_DENVER])))
+    task = ResolveTask(
+        message_id="trip-r5:unsupported.resolve:1", trip_id="trip-r5",
+        step="unsupported.resolve", domain=None, reference_date=REFERENCE,
+        text="A train to Paris and a bus back, call me on 415-555-0132", reason="no_model",
+        unsupported=("trains", "buses"),
+    )  # fmt: skip
+    handled = await worker.handle(task)
+    assert isinstance(handled.reply, Declined)
+    assert [(r.task, r.reason, r.valid, r.tokens_in) for r in handled.records] == [
+        ("trains.extract", "no_model", False, 0), ("buses.extract", "no_model", False, 0),
+    ]  # fmt: skip
+    assert all(r.input_text and "415-555-0132" not in r.input_text for r in handled.records)
+    assert len({r.record_id for r in handled.records}) == 2

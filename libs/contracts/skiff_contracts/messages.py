@@ -167,6 +167,15 @@ class Extracted(Envelope):
         default=(), description="values the model gave that the request text does not support"
     )
     call: ModelCall | None = None
+    draft: dict[str, Any] | None = Field(
+        default=None,
+        description="the checked draft that grounded into `params`: the values as written",
+    )
+    text: str | None = Field(
+        default=None,
+        description="the text the draft was checked against, when it is not the command's: "
+        "the LLM tier appends what the trip's other steps know",
+    )
 
 
 class NeedsEscalation(Envelope):

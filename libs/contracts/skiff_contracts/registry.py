@@ -1,10 +1,11 @@
 """Governance contracts: model cards, schemas, aliases with history, call records, metrics.
 
 The registry service keeps them in JetStream KV and answers on `skiff.v1.registry.<op>`
-(request/reply). Workers register their model version at start-up, heartbeat, and publish
-one `CallRecord` per model call on `skiff.v1.calls.<domain>`; the planner reads aliases and
-cards from KV to route each domain's extraction to its champion (or a canary, or mirrors it
-to a shadow).
+(request/reply). Workers register their model version at start-up and heartbeat; the call log
+(stream CALLS, `skiff.v1.calls.<work>`) holds two kinds of record: a `CallRecord` per model
+call (domain workers and the LLM tier) and an `AnswerAccepted` per domain and trip (the
+planner, when the trip goes on with that answer). The planner reads aliases and cards from KV
+to route each domain's extraction to its champion (or a canary, or mirrors it to a shadow).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from skiff_contracts.base import Frozen, new_message_id, utc_now
 from skiff_contracts.messages import Tier
@@ -129,13 +130,17 @@ class CallRecord(Frozen):
     The fields from `prompt_version` on are the full call log the flywheel curates from. They
     are optional so that compact producers stay valid; producers pass every text and value
     through PII redaction (`skiff_flywheel.redaction`) before the record leaves the process.
-    `final_answer` and `answered_by` stay empty at call time: they are filled when the step's
-    answer is accepted (by this model, the LLM tier, or the user via `needs_input`).
+    Which answer a step went on with is not written here but in its own record,
+    `AnswerAccepted`, naming this one by `record_id`; `final_answer` and `answered_by` are
+    left from before and stay empty.
     """
 
+    kind: Literal["call_record"] = Field(
+        default="call_record", description="absent on records written before `AnswerAccepted`"
+    )
     record_id: str = Field(default_factory=new_message_id)
     model_id: str
-    task: str
+    task: str = Field(description="'<work>.extract': a domain's, or work no micro-SLM covers")
     tier: Tier
     trip_id: str
     step: str
@@ -147,11 +152,13 @@ class CallRecord(Frozen):
     cost_usd: float = 0.0
     shadow: bool = Field(default=False, description="a mirrored call whose answer is never used")
     output_digest: str | None = Field(
-        default=None, description="hash of the accepted params: shadow answers are compared on it"
+        default=None, description="hash of the params when valid: answers are compared on it"
     )
     occurred_at: datetime = Field(default_factory=utc_now)
     prompt_version: str | None = Field(default=None, description="the prompt the model was given")
-    input_text: str | None = Field(default=None, description="the request text, PII redacted")
+    input_text: str | None = Field(
+        default=None, description="the text the model read, PII redacted"
+    )
     output: dict[str, Any] | None = Field(
         default=None, description="the model's params (or its draft when it escalated), redacted"
     )
@@ -159,12 +166,65 @@ class CallRecord(Frozen):
         default=None, description="grounding accepted the answer; None when it never ran"
     )
     final_answer: dict[str, Any] | None = Field(
-        default=None, description="the step's accepted params, redacted (filled on acceptance)"
+        default=None, description="unused: the accepted answer is an `AnswerAccepted` record"
     )
     answered_by: Tier | None = Field(
-        default=None, description="who gave the accepted answer: the SLM, the LLM tier or the user"
+        default=None, description="unused: see `AnswerAccepted.answered_by`"
     )
     errors: tuple[str, ...] = Field(default=(), description="why the answer failed, redacted")
+
+
+class AnswerAccepted(Frozen):
+    """The answer a trip went on with for one domain: written once, when extraction ends.
+
+    Published by the planner through the saga's outbox, so a crash neither loses nor doubles
+    it. It is the conversion loop's label: the text the answer was read from and the draft
+    (the values as the user wrote them, which a micro-SLM is trained to produce), with the
+    grounded params they became. Every text and value is PII-redacted before it leaves the
+    planner; `output_digest` is taken on the real params, as a call record's is.
+    """
+
+    kind: Literal["answer_accepted"] = "answer_accepted"
+    record_id: str = Field(description="'<trip_id>:<domain>:accepted': one per trip and domain")
+    trip_id: str
+    step: str = Field(description="the step whose reply was accepted, e.g. 'hotels.resolve'")
+    task: str = Field(description="'<domain>.extract'")
+    call_record_id: str | None = Field(
+        default=None, description="the `CallRecord` of the model call whose answer this is"
+    )
+    answered_by: Tier = Field(
+        description="slm or llm: that tier's answer as it was; user: read after the user answered"
+    )
+    model_id: str = Field(description="the model whose answer was accepted")
+    input_text: str = Field(
+        description="the text the answer was read from (the request, the user's answers, and "
+        "what the trip's other steps knew when the LLM tier read it), redacted"
+    )
+    draft: dict[str, Any] | None = Field(
+        default=None, description="the checked draft that grounded: values as written, redacted"
+    )
+    params: dict[str, Any] = Field(description="the grounded domain request, redacted")
+    output_digest: str = Field(description="hash of the real params, as `CallRecord`'s")
+    occurred_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def message_id(self) -> str:
+        """Its `Nats-Msg-Id` (and its id in the saga's outbox)."""
+        return self.record_id
+
+
+def _log_kind(value: Any) -> str:
+    """Records written before `AnswerAccepted` existed carry no `kind`: they are calls."""
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return str(kind or "call_record")
+
+
+CallLogEntry = Annotated[
+    Annotated[CallRecord, Tag("call_record")] | Annotated[AnswerAccepted, Tag("answer_accepted")],
+    Discriminator(_log_kind),
+]
+CALL_LOG: TypeAdapter[CallRecord | AnswerAccepted] = TypeAdapter(CallLogEntry)
+"""Parses one record of the CALLS stream, of either kind."""
 
 
 class LatencyStats(Frozen):
@@ -183,6 +243,14 @@ class MetricsWindow(Frozen):
     shadow_calls: int = 0
     shadow_agreement: float | None = Field(
         default=None, description="share of shadow answers equal to the champion's"
+    )
+    answers_judged: int = Field(
+        default=0, description="answers (live and shadow) of steps whose accepted answer is known"
+    )
+    answer_agreement: float | None = Field(
+        default=None,
+        description="share of the judged answers equal to the accepted answer of their trip and "
+        "domain (digests compared; an escalation never agrees)",
     )
 
 
@@ -306,10 +374,11 @@ class TaskPoint(Frozen):
     task: str
     at: datetime = Field(description="start of the interval")
     interval_s: float
-    answers: int = Field(description="accepted live answers of every tier (shadows excluded)")
+    answers: int = Field(description="accepted answers (`AnswerAccepted`), whoever gave them")
     slm_calls: int
-    slm_accepted: int = Field(description="valid live micro-SLM answers")
+    slm_accepted: int = Field(description="accepted answers the micro-SLM gave")
     escalations: int = Field(description="live micro-SLM calls that escalated")
+    llm_calls: int = Field(default=0, description="LLM-tier calls (no_model work included)")
     slm_share: float | None = Field(default=None, description="slm_accepted / answers")
     escalation_rate: float | None = Field(default=None, description="escalations / slm_calls")
     p95_ms: float | None = Field(default=None, description="p95 latency of live micro-SLM calls")

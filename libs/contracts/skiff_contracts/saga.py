@@ -1,8 +1,9 @@
 """The saga record: one per trip, kept in the `SAGAS` KV bucket, changed only by compare-and-set.
 
 It is a contract because more than the planner reads it (`skiff status`, tests). The
-`outbox` holds the events and commands a transition produced until they are published: a
-planner that dies between its state write and its publishes finds them there on restart.
+`outbox` holds the events, commands and accepted answers (for the call log) a transition
+produced until they are published: a planner that dies between its state write and its
+publishes finds them there on restart.
 `compensations` lists the key of every hold the saga ever asked for, recorded before the
 hold command went out, so a hold whose reply was lost is released all the same.
 """
@@ -27,10 +28,11 @@ from skiff_contracts.messages import (
     TripRequest,
     WorkerResult,
 )
+from skiff_contracts.registry import AnswerAccepted
 from skiff_contracts.states import TERMINAL_STATES, Operation, StepStatus, TripState
 
 Outgoing = Annotated[
-    TripEvent | ExtractTask | ResolveTask | HoldTask | ConfirmTask | CancelTask,
+    TripEvent | ExtractTask | ResolveTask | HoldTask | ConfirmTask | CancelTask | AnswerAccepted,
     Field(discriminator="kind"),
 ]
 
@@ -59,6 +61,9 @@ class StepRecord(Frozen):
     retry_at: datetime | None = Field(default=None, description="when to send it again")
     hold_key: str | None = None
     model_id: str | None = Field(default=None, description="the model version routed to")
+    answers: int = Field(
+        default=0, description="how many of the user's answers the last command's text held"
+    )
     result: WorkerResult | None = None
 
 

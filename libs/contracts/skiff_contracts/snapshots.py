@@ -30,6 +30,7 @@ def contract_models() -> dict[str, type[BaseModel] | TypeAdapter[Any]]:
     models["registry.Request"] = registry.REGISTRY_REQUEST
     models["registry.Reply"] = registry.REGISTRY_REPLY
     models["registry.CallRecord"] = registry.CallRecord
+    models["registry.CallLog"] = registry.CALL_LOG
     models["registry.ModelMetrics"] = registry.ModelMetrics
     for domain in domains.DOMAINS:
         models[f"{domain}.draft"] = domains.DRAFTS[domain]

@@ -174,4 +174,5 @@ class Extractor:
             field_confidence=confidence.fields if confidence else {},
             dropped_fields=dropped,
             call=call,
+            draft=checked.model_dump(mode="json"),  # what grounded: the training target
         )

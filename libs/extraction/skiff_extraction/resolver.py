@@ -20,6 +20,9 @@ For a `ResolveTask` with a domain:
 
 `domain=None` (reason `no_model`): work no micro-SLM covers. It is recorded by the caller
 and `Declined` here without a model call: nothing could book it anyway.
+
+`settle` returns the reply with every candidate it was chosen from (one model call each), so
+the LLM worker can log each call on its own; `resolve` returns the reply alone.
 """
 
 from __future__ import annotations
@@ -83,11 +86,33 @@ def _as_written(problem: Problem, attempt: Mapping[str, Any] | None) -> Mapping[
     return values
 
 
+def _appended(task: ResolveTask, text: str) -> str | None:
+    """What `with_context` added after the task's text (and the space before it), if anything."""
+    if text == task.text:
+        return None
+    return text[len(task.text) + 1 :] or None
+
+
 def _question(problems: Sequence[Problem], attempt: Mapping[str, Any] | None) -> str | None:
     values: dict[str, Any] = {}
     for problem in problems:
         values.update(_as_written(problem, attempt))
     return question_for(problems, values)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A step's reply, and the candidates behind it: one checked model call each, in order.
+
+    `text` is what every candidate was read from and checked against: the task's text, then
+    `context` (what the trip's other steps know, as appended) when there was any; None when
+    no model ran.
+    """
+
+    reply: Reply
+    candidates: tuple[Outcome, ...] = ()
+    text: str | None = None
+    context: str | None = None
 
 
 @dataclass
@@ -113,6 +138,11 @@ class Resolver:
             for domain in DOMAINS
         }
 
+    @property
+    def prompt_version(self) -> str:
+        """The prompt every candidate is given (each domain's extractor has the same)."""
+        return self._extractors["flights"].prompt_version
+
     async def warm_up(self) -> None:
         """One tiny call: checks URL, key, model and schema at start-up."""
         await self._extractors["flights"].warm_up()
@@ -122,8 +152,12 @@ class Resolver:
 
         A domain's `no_model` (no champion registered) is resolved like any escalation: the
         tier does the whole extraction. Work outside every domain (a train) is declined."""
+        return (await self.settle(task)).reply
+
+    async def settle(self, task: ResolveTask) -> Resolution:
+        """`resolve`, with every candidate the reply was chosen from."""
         if task.domain is None:
-            return self.decline(task)
+            return Resolution(self.decline(task))
         domain = task.domain
         extractor = self._extractors[domain]
         sentence = context_sentence(task.known, domain)
@@ -144,14 +178,18 @@ class Resolver:
                     outcome = extractor.check(request, generation)
                     outcomes.append(outcome)
                     if isinstance(outcome, Extracted) and not _missing(outcome, required):
-                        return outcome.model_copy(update={"call": self._total(outcomes)})
+                        # `text`: the planner records what the accepted draft was read from.
+                        update = {"call": self._total(outcomes), "text": text if sentence else None}
+                        settled = outcome.model_copy(update=update)
+                        return Resolution(settled, tuple(outcomes), text, _appended(task, text))
         except TimeoutError:
             stopped = "timeout"
             stop_detail = f"the step's budget of {self.settings.budget_s:g}s ran out"
         except EngineError as error:
             stopped = "engine_error"
             stop_detail = str(error)
-        return self._unsettled(task, outcomes, required, stopped, stop_detail)
+        reply = self._unsettled(task, outcomes, required, stopped, stop_detail)
+        return Resolution(reply, tuple(outcomes), text, _appended(task, text))
 
     def prompt_turns(
         self, task: ResolveTask, domain: Domain, text: str, has_context: bool

@@ -1,127 +1,197 @@
-"""The call log as S3 (cluster) and S4 (select) read it: `CallRecord` dicts to `LoggedCall`s.
+"""Reading the call log: the CALLS stream itself, or a JSONL export of it, one way for both.
 
-A record is counted under a skip reason and left out when it is
+`read_call_log` takes a `StreamSource` (a NATS URL and credentials, by default the
+`flywheel` identity, the one besides the registry's metrics consumer that may read CALLS) or
+the path of an export, and returns every record in stream order, as dicts (the caller
+validates them: a line that is not a JSON object is passed on as an empty record, which
+curation counts as unreadable). The stream is read with an ordered consumer (ephemeral, no
+acks, nothing left behind on the server) on `skiff.v1.calls.*` or on one work's subject
+(`calls.flights`: both kinds of record of one domain), from the start or from a time; it
+stops once it has delivered what the stream held when it started.
 
-* `unreadable`: not a JSON object, or not a valid `CallRecord`;
-* `not_a_call`: it carries a `kind` other than "call" (accepted answers logged beside the
-  calls describe the same request again; counting them would double its volume);
-* `shadow`: a mirrored call, whose answer is never used and whose live twin carries the
-  same text;
-* `no_text`: it has no request text, so there is nothing to embed.
-
-Fields a newer producer adds are ignored rather than making the record unreadable: the
-readers of the log may lag its writers.
-
-The *answer* of a call is what the work's schema is read from (S4's schema stability): the
-step's accepted `final_answer` when it has one, else the call's own `output` when the call
-was valid. An escalated call's output is a failed draft, which says nothing about the
-schema the work settles on, so it is not an answer.
+The same filters apply to an export, by each record's `task` and `occurred_at`, so reading
+an export of the whole stream gives what reading the stream would have given, except for
+lines that say neither (unreadable ones): they are kept, for curation to count.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from skiff_contracts.messages import Tier
-from skiff_contracts.registry import CallRecord
+from skiff_contracts import subjects
+from skiff_flywheel.call_records import extract_task, work_of
+from skiff_runtime.permissions import inbox_prefix
 
-_FIELDS = frozenset(CallRecord.model_fields)
+FLYWHEEL_IDENTITY = "flywheel"
+DEFAULT_TIMEOUT_S = 10.0
 
-KeySet = tuple[str, ...]
-"""An answer's shape: its key paths (nested keys joined by '.'), sorted."""
+
+class LogUnreachable(Exception):
+    """The call log could not be read: no NATS server answered, no CALLS stream, or the
+    identity may not read it."""
 
 
 @dataclass(frozen=True)
-class LoggedCall:
-    """What clustering and selection use of one call record."""
+class StreamSource:
+    """Where the CALLS stream is and who reads it. With `creds` (a `.creds` file) or `user`
+    and `password`; `identity` names the inbox prefix its permissions allow."""
 
-    task: str
-    tier: Tier
-    model_id: str
-    reason: str | None
-    text: str
-    cost_usd: float
-    tokens_in: int
-    tokens_out: int
-    answer_keys: KeySet | None
-    occurred_at: datetime
+    url: str
+    user: str | None = None
+    password: str | None = None
+    creds: Path | None = None
+    identity: str = FLYWHEEL_IDENTITY
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
 
-def key_set(answer: Mapping[str, Any], prefix: str = "") -> KeySet:
-    """The key paths of `answer`, null values included: the schema, not which fields a request
-    happened to fill. A list is one leaf."""
-    paths: list[str] = []
-    for key, value in answer.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            paths.extend(key_set(value, prefix=f"{path}."))
-        else:
-            paths.append(path)
-    return tuple(sorted(paths))
+def subject_for(task: str | None) -> str:
+    """The subject holding `task`'s records (calls and accepted answers), or every one."""
+    return subjects.CALLS_ALL if task is None else subjects.calls(work_of(task))
 
 
-def read_calls(records: Iterable[Mapping[str, Any]]) -> tuple[list[LoggedCall], Counter[str]]:
-    """The usable calls among `records` (dicts in `CallRecord` JSON form), in order, and the
-    others counted by skip reason."""
-    calls: list[LoggedCall] = []
-    skipped: Counter[str] = Counter()
-    for raw in records:
-        if not isinstance(raw, Mapping):
-            skipped["unreadable"] += 1
+async def read_call_log(
+    source: StreamSource | Path, *, task: str | None = None, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Every record of the log (of `task`, from `since`), in stream order."""
+    if isinstance(source, Path):
+        return list(filter_records(read_export(source), task=task, since=since))
+    records = await read_stream(source, task=task, since=since)
+    return list(filter_records(records, task=task, since=None))
+
+
+def filter_records(
+    records: Iterable[dict[str, Any]], *, task: str | None, since: datetime | None
+) -> Iterator[dict[str, Any]]:
+    """The records of `task` (by their `task` field) from `since` (by `occurred_at`).
+
+    Records that cannot be told apart (no task, no readable time) are kept: curation counts
+    them as unreadable rather than have them vanish."""
+    wanted = extract_task(work_of(task)) if task is not None else None
+    for record in records:
+        if wanted is not None and record.get("task", wanted) != wanted:
             continue
-        kind = raw.get("kind")
-        if kind is not None and kind != "call":
-            skipped["not_a_call"] += 1
+        if since is not None and (at := _time(record)) is not None and at < _aware(since):
             continue
-        try:
-            record = CallRecord.model_validate({k: v for k, v in raw.items() if k in _FIELDS})
-        except ValidationError:
-            skipped["unreadable"] += 1
-            continue
-        if record.shadow:
-            skipped["shadow"] += 1
-        elif not record.input_text or not record.input_text.strip():
-            skipped["no_text"] += 1
-        else:
-            calls.append(_logged(record))
-    return calls, skipped
+        yield record
 
 
-def _logged(record: CallRecord) -> LoggedCall:
-    answer = record.final_answer
-    if answer is None and record.valid:
-        answer = record.output
-    return LoggedCall(
-        task=record.task,
-        tier=record.tier,
-        model_id=record.model_id,
-        reason=record.reason,
-        text=record.input_text or "",
-        cost_usd=record.cost_usd,
-        tokens_in=record.tokens_in,
-        tokens_out=record.tokens_out,
-        answer_keys=key_set(answer) if answer else None,
-        occurred_at=record.occurred_at,
-    )
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The lines of a JSONL export as dicts. A line that is not a JSON object comes out as an
-    empty dict, which `read_calls` counts as unreadable: one bad line is not fatal."""
+def read_export(path: Path) -> Iterator[dict[str, Any]]:
+    """The lines of a JSONL export as dicts (a line that is not a JSON object: `{}`)."""
     with path.open(encoding="utf-8") as lines:
         for line in lines:
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                value = None
-            yield value if isinstance(value, dict) else {}
+            if line.strip():
+                yield _parsed(line.encode())
+
+
+def write_export(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
+    """Write records as JSONL (one object per line, in the order given); how many."""
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+async def read_stream(
+    source: StreamSource, *, task: str | None = None, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Every record on the stream's subject for `task` (every task's when None), in order."""
+    connection = await _connect(source)
+    try:
+        return await _read(connection, subject_for(task), since, source.timeout_s)
+    except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as error:
+        why = f"cannot read {subjects.STREAM_CALLS} at {source.url}: {error!r}"
+        raise LogUnreachable(why) from error
+    finally:
+        await connection.close()
+
+
+async def _connect(source: StreamSource) -> Client:
+    options: dict[str, Any] = {}
+    if source.creds is not None:
+        options["user_credentials"] = str(source.creds)
+    elif source.user and source.password:
+        options["user"], options["password"] = source.user, source.password
+    try:
+        return await asyncio.wait_for(
+            nats.connect(
+                source.url,
+                name="skiff-flywheel",
+                inbox_prefix=inbox_prefix(source.identity),
+                # A reader that cannot reach NATS says so instead of waiting: nats-py tries
+                # the server at most twice (0 would mean forever), quietly (`_quiet`).
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.5,
+                connect_timeout=source.timeout_s,
+                error_cb=_quiet,
+                **options,
+            ),
+            source.timeout_s * 2,
+        )
+    except (OSError, TimeoutError, nats.errors.Error) as error:
+        raise LogUnreachable(f"no NATS server answers at {source.url}: {error!r}") from error
+
+
+async def _quiet(error: Exception) -> None:
+    """nats-py logs a traceback per failed attempt unless told where errors go."""
+
+
+async def _read(
+    connection: Client, subject: str, since: datetime | None, timeout_s: float
+) -> list[dict[str, Any]]:
+    js = connection.jetstream(timeout=timeout_s)
+    config = (
+        ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=_aware(since))
+        if since is not None
+        else ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    )
+    subscription = await js.subscribe(
+        subject, stream=subjects.STREAM_CALLS, ordered_consumer=True, config=config
+    )
+    try:
+        # Each delivery says how many are left after it: the read ends at the end of the
+        # stream as it then is (records still arriving are the next reader's). Whether there
+        # is anything at all: what was pushed already, and what is still to come.
+        info = await subscription.consumer_info()
+        pending = (info.delivered.consumer_seq if info.delivered else 0) + (info.num_pending or 0)
+        records = []
+        while pending:
+            message = await subscription.next_msg(timeout=timeout_s)
+            records.append(_parsed(message.data))
+            pending = message.metadata.num_pending
+        return records
+    finally:
+        await subscription.unsubscribe()
+
+
+def _parsed(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _time(record: Mapping[str, Any]) -> datetime | None:
+    try:
+        return _aware(datetime.fromisoformat(str(record["occurred_at"])))
+    except (KeyError, ValueError):
+        return None
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

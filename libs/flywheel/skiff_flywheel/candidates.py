@@ -7,7 +7,7 @@ For each cluster of S3's report:
   less on a micro-SLM. The micro-SLM's cost per call is the named base model's catalog price
   at the mean tokens in and out of the cluster's LLM calls (an estimate: the LLM tier's prompts
   carry retrieved examples, a fine-tuned model's do not, so it errs high).
-* **schema stability** = the share of the cluster's answers (see `call_log`) whose key set is
+* **schema stability** = the share of the cluster's answers (see `logged_calls`) whose key set is
   the modal one, reported with the number of distinct key sets. Key sets include null-valued
   keys: they describe the schema, not which fields one request filled. 1.0 means one schema;
   a cluster with no answers has no stability (None), since its schema is unknown.
@@ -30,9 +30,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skiff_flywheel.call_log import KeySet
 from skiff_flywheel.catalog import Catalog, choose
 from skiff_flywheel.clusters import Cluster, ClusterReport
+from skiff_flywheel.logged_calls import KeySet
 
 DEFAULT_MIN_STABILITY = 0.8
 FIELD_SHARE = 0.1

@@ -55,9 +55,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from skiff_flywheel.call_log import KeySet, LoggedCall, read_calls
 from skiff_flywheel.curate import normalize_text
 from skiff_flywheel.embedding import Embedder, FlywheelExtraMissing, Vectors, normalize
+from skiff_flywheel.logged_calls import KeySet, LoggedCall, read_calls
 from skiff_flywheel.masking import mask_values
 
 NO_MODEL = "no_model"

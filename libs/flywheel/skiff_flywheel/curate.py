@@ -1,8 +1,15 @@
-"""S2 of the conversion loop: logged calls to a training dataset.
+"""S2 of the conversion loop: the call log to a training dataset.
 
-`curate` keeps the call records of one task whose step was answered (`final_answer`) with an
-answer that validates against the domain's request model, removes duplicates, and splits
-the rest into train and eval. The same dedup and split serve imported data (`sgd`).
+`curate` joins one task's accepted answers (`AnswerAccepted`) to the call records they name:
+each accepted answer whose params validate against the domain's request model and whose
+draft validates against its draft model is an example, the text it was read from → the
+draft (`Example.spans`, what the micro-SLM is trained to produce) and the params. Everything
+else is dropped and counted by reason: calls whose step never got an accepted answer
+(`no_accepted_answer`), calls another answer of their step won over (`not_accepted`: an
+escalation, a losing LLM candidate), shadows, other tasks, unreadable records, a record seen
+twice (`duplicate_record`: re-published after the de-duplication window). Then duplicates
+are removed and the rest split into train and eval. The same dedup and split serve imported
+data (`sgd`).
 
 * exact duplicate: the same text after case folding and collapsing white space; the first
   record wins (the export is in stream order, so the earliest).
@@ -29,13 +36,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from skiff_contracts.domains import DOMAINS, REQUESTS, Domain
-from skiff_contracts.registry import CallRecord
+from skiff_contracts.domains import DOMAINS, DRAFTS, REQUESTS, Domain
+from skiff_contracts.registry import CALL_LOG, AnswerAccepted, CallRecord
 from skiff_flywheel.dataset import SPLITS, Example, Split
 
 DEFAULT_EVAL_SHARE = 0.2
 NEAR_DUPLICATE_JACCARD = 0.9
 RULES = {
+    "join": "one example per accepted answer with valid params and draft; calls are not examples",
     "exact_duplicate": "same case-folded, white-space-collapsed text; the first record wins",
     "near_duplicate": f"same final answer and token-set Jaccard >= {NEAR_DUPLICATE_JACCARD}",
     "split": "eval when sha256(group key) / 2**256 < eval_share",
@@ -88,50 +96,88 @@ def split_of(group: str, eval_share: float) -> Split:
 def curate(
     records: Iterable[Mapping[str, Any]], task: str, *, eval_share: float = DEFAULT_EVAL_SHARE
 ) -> Curated:
-    """A dataset's splits from call records (dicts in `CallRecord` form) of one task."""
-    examples, dropped = examples_from_calls(records, task)
+    """A dataset's splits from the call log's records (dicts, either kind) of one task."""
+    examples, dropped = examples_from_log(records, task)
     return finish(examples, dropped, eval_share)
 
 
-def examples_from_calls(
+def examples_from_log(
     records: Iterable[Mapping[str, Any]], task: str
 ) -> tuple[list[Example], Counter[str]]:
-    """The labelled examples among `records`, and the others counted by reason."""
-    request_model = REQUESTS[domain_of(task)]
-    examples: list[Example] = []
+    """The labelled examples among `records` (one per accepted answer), and the rest counted
+    by reason."""
+    domain = domain_of(task)
     dropped: Counter[str] = Counter()
+    calls: list[CallRecord] = []
+    answers: list[AnswerAccepted] = []
+    seen: set[str] = set()
     for raw in records:
         try:
-            record = CallRecord.model_validate(raw)
+            record = CALL_LOG.validate_python(raw)
         except ValidationError:
             dropped["unreadable"] += 1
             continue
+        if record.record_id in seen:
+            dropped["duplicate_record"] += 1
+            continue
+        seen.add(record.record_id)
         if record.task != task:
             dropped["other_task"] += 1
+        elif isinstance(record, AnswerAccepted):
+            answers.append(record)
         elif record.shadow:
-            dropped["shadow"] += 1  # a mirrored call: its live twin carries the same text
-        elif not record.input_text:
-            dropped["no_text"] += 1
-        elif record.final_answer is None:
-            dropped["no_final_answer"] += 1
+            dropped["shadow"] += 1  # a mirrored call: never the answer a trip went on with
         else:
-            try:
-                params = request_model.model_validate(record.final_answer)
-            except ValidationError:
-                dropped["invalid_final_answer"] += 1
-                continue
-            examples.append(
-                Example(
-                    example_id=record.record_id,
-                    task=task,
-                    text=record.input_text,
-                    params=params.model_dump(mode="json"),
-                    source="calls",
-                    group=normalize_text(record.input_text),
-                    answered_by=record.answered_by,
-                )
-            )
+            calls.append(record)
+    joined = {answer.call_record_id for answer in answers}
+    answered = {answer.trip_id for answer in answers}
+    for call in calls:
+        if call.record_id not in joined:
+            dropped["not_accepted" if call.trip_id in answered else "no_accepted_answer"] += 1
+    examples = []
+    for answer in answers:
+        example = _example(answer, task, domain)
+        if isinstance(example, str):
+            dropped[example] += 1
+        else:
+            examples.append(example)
     return examples, dropped
+
+
+def _example(answer: AnswerAccepted, task: str, domain: Domain) -> Example | str:
+    """The example an accepted answer makes, or why it makes none."""
+    if not answer.input_text:
+        return "no_text"
+    if answer.draft is None:
+        return "no_draft"  # accepted before drafts were recorded: nothing to train toward
+    try:
+        params = REQUESTS[domain].model_validate(answer.params)
+    except ValidationError:
+        return "invalid_params"
+    try:
+        draft = DRAFTS[domain].model_validate(answer.draft)
+    except ValidationError:
+        return "invalid_draft"
+    return Example(
+        example_id=answer.record_id,
+        task=task,
+        text=answer.input_text,
+        params=params.model_dump(mode="json"),
+        source="calls",
+        group=normalize_text(answer.input_text),
+        answered_by=answer.answered_by,
+        spans=spans_of(draft.model_dump(mode="json")),
+    )
+
+
+def spans_of(draft: Mapping[str, Any]) -> dict[str, str]:
+    """A draft's values as `Example.spans`: strings as written, other values as JSON ("2",
+    "true"), nulls left out (as the SGD import leaves out what the user did not say)."""
+    return {
+        name: value if isinstance(value, str) else json.dumps(value)
+        for name, value in draft.items()
+        if value is not None
+    }
 
 
 def finish(examples: Iterable[Example], dropped: Counter[str], eval_share: float) -> Curated:

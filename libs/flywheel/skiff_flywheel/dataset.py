@@ -32,7 +32,7 @@ class _Frozen(BaseModel):
 class Example(_Frozen):
     """One labelled request: the (redacted) text and the accepted answer for it."""
 
-    example_id: str = Field(description="the call record's id, or the source's own id")
+    example_id: str = Field(description="the accepted answer's record id, or the source's own id")
     task: str = Field(description="'<domain>.extract'")
     text: str
     params: dict[str, Any] = Field(description="the final answer: the domain request, JSON form")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
@@ -71,6 +71,15 @@ def redact(text: str) -> Redacted:
     text = _replace(text, [(s, e, "passport") for s, e in _passports(text)], counts)
     text = _replace(text, [(n.start, n.end, "name") for n in find_names(text)], counts)
     return Redacted(text=text, counts=dict(counts))
+
+
+def redact_parts(parts: Sequence[str]) -> str:
+    """Texts that were joined by single spaces (a request and the user's answers, a request
+    and what the trip's other steps know), each redacted on its own, then joined again.
+
+    Redacting the joined text would miss what a detector finds only where a text ends: "…
+    thanks, Rachel" followed by the user's answer "From Boston." is no longer a sign-off."""
+    return " ".join(redact(part).text for part in parts)
 
 
 def redact_value(value: T) -> T:

@@ -31,6 +31,8 @@ MiB = 1024 * 1024
 DAY = 24 * 3600.0
 DUPLICATE_WINDOW_S = 120.0
 MAX_MESSAGE_BYTES = 256 * 1024
+CALLS_MAX_AGE_S = 7 * DAY  # the call log's retention (docs/governance.md)
+CALLS_MAX_BYTES = 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,14 @@ LAYOUT = Layout(
         StreamSpec(subjects.STREAM_RESULTS, (subjects.RESULTS_ALL,)),
         StreamSpec(subjects.STREAM_TRIP_EVENTS, (subjects.TRIP_EVENTS_ALL,)),
         StreamSpec(STREAM_DLQ, (f"{subjects.PREFIX}.dlq.>",), max_age_s=30 * DAY),
-        StreamSpec(subjects.STREAM_CALLS, (subjects.CALLS_ALL,)),
+        # The call log: redacted user text, kept only as long as the conversion loop needs
+        # between two `skiff flywheel export` runs; past either limit the oldest go first.
+        StreamSpec(
+            subjects.STREAM_CALLS,
+            (subjects.CALLS_ALL,),
+            max_age_s=CALLS_MAX_AGE_S,
+            max_bytes=CALLS_MAX_BYTES,
+        ),
         # The alias history is the governance record: kept without an age limit.
         StreamSpec(
             subjects.STREAM_REGISTRY_HISTORY,

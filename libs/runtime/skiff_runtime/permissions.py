@@ -229,21 +229,23 @@ def worker(domain: Domain) -> Identity:
 LLM_WORKER_IDENTITY = Identity(
     "llm-worker",
     f"the LLM tier: pulls only `{LLM_WORKER.filter_subject}` from its own durable (no domain "
-    "worker's commands); publishes only `result.llm` and dead letters",
+    "worker's commands); publishes only `result.llm`, call records for any work (its model "
+    "answers for every domain, and records work no micro-SLM covers) and dead letters",
     pull(LLM_WORKER.stream, LLM_WORKER.durable)
-    | publish_durably(subjects.RESULT_LLM, dlq_subject(LLM_WORKER.stream)),
+    | publish_durably(subjects.RESULT_LLM, subjects.CALLS_ALL, dlq_subject(LLM_WORKER.stream)),
 )
 
 PLANNER = Identity(
     "planner",
     "answers trip submissions; pulls every result and user input; dispatches commands; "
-    "publishes trip events; owns the saga records",
+    "publishes trip events and each domain's accepted answer (call log); owns the saga records",
     serve(subjects.TRIP_SUBMIT)
     | pull(PLANNER_RESULTS.stream, PLANNER_RESULTS.durable)
     | pull(PLANNER_INPUT.stream, PLANNER_INPUT.durable)
     | publish_durably(
         subjects.TASKS_ALL,
         subjects.TRIP_EVENTS_ALL,
+        *(subjects.calls(domain) for domain in DOMAINS),
         dlq_subject(PLANNER_RESULTS.stream),
         dlq_subject(PLANNER_INPUT.stream),
     )
@@ -327,6 +329,13 @@ CLI = Identity(
     | request(subjects.REGISTRY_ALL),
 )
 
+FLYWHEEL = Identity(
+    "flywheel",
+    "the conversion loop (`skiff flywheel export`, `curate`): reads the call log with ordered "
+    "consumers on `CALLS`; publishes nothing",
+    follow(subjects.STREAM_CALLS, lookup=False),
+)
+
 ADMIN = Identity(
     "admin",
     "`skiff streams apply` and readiness checks: the JetStream API only, no business subjects",
@@ -341,6 +350,7 @@ IDENTITIES: tuple[Identity, ...] = (
     REGISTRY,
     CLIENT,
     CLI,
+    FLYWHEEL,
     ADMIN,
 )
 BY_NAME: dict[str, Identity] = {identity.name: identity for identity in IDENTITIES}

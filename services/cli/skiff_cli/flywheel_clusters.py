@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from skiff_flywheel.call_log import read_calls, read_jsonl
+from skiff_flywheel.call_log import read_export
 from skiff_flywheel.candidates import DEFAULT_MIN_STABILITY, Ranking, rank_candidates
 from skiff_flywheel.catalog import CatalogError, catalog_path, load_catalog
 from skiff_flywheel.clusters import DEFAULT_SAMPLES, DEFAULT_THRESHOLD, ClusterReport, cluster_calls
 from skiff_flywheel.embedding import DEFAULT_BATCH_SIZE, FlywheelExtraMissing, MiniLmEmbedder
+from skiff_flywheel.logged_calls import read_calls
 from skiff_flywheel.reports import (
     candidates_markdown,
     clusters_markdown,
@@ -124,7 +125,7 @@ def _clusters(path: Path | None, threshold: float, samples: int, batch_size: int
     if not path.is_file():
         _fail(f"no such file: {path}")
     try:
-        rows = list(read_jsonl(path))
+        rows = list(read_export(path))
     except (OSError, UnicodeDecodeError) as error:
         _fail(f"cannot read {path}: {error}")
     calls, skipped = read_calls(rows)

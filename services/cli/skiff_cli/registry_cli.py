@@ -261,6 +261,8 @@ def show_model(view: ModelView) -> None:
         ("cost", lambda w: money(w.cost_usd)),
         ("shadow calls", lambda w: str(w.shadow_calls)),
         ("shadow agreement", lambda w: rate(w.shadow_agreement)),
+        ("answers judged", lambda w: str(w.answers_judged)),
+        ("answer agreement", lambda w: rate(w.answer_agreement)),
     ]
     reasons = sorted(set(window.escalation_rate) | set(total.escalation_rate))
     for reason in reasons:

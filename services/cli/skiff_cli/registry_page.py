@@ -251,6 +251,11 @@ def _model_row(view: ModelView, aliases: TaskAliases) -> str:
             rate(window.shadow_agreement if window else None),
             window.shadow_agreement if window else None,
         ),
+        _cell(
+            "answer_agreement",
+            rate(window.answer_agreement if window else None),
+            window.answer_agreement if window else None,
+        ),
     ]
     return f'<tr data-model="{_e(card.model_id)}">{"".join(cells)}</tr>'
 
@@ -289,6 +294,7 @@ def _task_section(task: TaskOverview) -> str:
         "tokens in / out (all)",
         "cost (all)",
         "shadow agreement",
+        "answer agreement",
     )
     models = (
         "<table class='models'><thead><tr>"

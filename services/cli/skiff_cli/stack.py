@@ -159,6 +159,16 @@ def local_passwords(home: Path) -> dict[str, str]:
     return passwords
 
 
+def stored_password(home: Path, name: str) -> str | None:
+    """One identity's password from the stack in `home`, if that stack made one (read only:
+    nothing is generated, so a command run outside any stack stays without credentials)."""
+    path = home / "nats-passwords.json"
+    if not path.exists():
+        return None
+    password = json.loads(path.read_text()).get(name)
+    return str(password) if password else None
+
+
 def secure_nats_config(home: Path, passwords: dict[str, str]) -> Path:
     """Render the least-privilege nats.conf for the local stack (0600; store dir from NatsServer).
     Every identity reads replies only in its own inbox (`_INBOX.<identity>.>`)."""

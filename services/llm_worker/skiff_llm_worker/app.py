@@ -1,5 +1,10 @@
 """The LLM worker's edge: the durable `llm-worker` consumer on TASKS_LLM, replies on
-`result.llm`."""
+`result.llm`, call records on `calls.<work>` (stream CALLS).
+
+The call records go out before the reply: when the planner accepts an answer, the record of
+the call it came from is already on the log. Both carry deterministic `Nats-Msg-Id`s, so a
+redelivered command is stored once.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from pydantic import ValidationError
 from skiff_contracts import subjects
 from skiff_contracts.messages import TASK, Failed, WorkerReply
 from skiff_contracts.problems import validation_problems
+from skiff_contracts.registry import CallRecord
+from skiff_flywheel.call_records import work_of
 from skiff_llm_worker.service import LlmWorker
 from skiff_llm_worker.settings import LlmWorkerSettings
 from skiff_runtime.broker import make_broker, pull_inbox
@@ -48,6 +55,13 @@ async def reply_to_malformed(broker: NatsBroker, body: bytes, error: ValidationE
     await publish_reply(broker, failed, f"{message_id}:result")
 
 
+async def publish_record(broker: NatsBroker, record: CallRecord) -> None:
+    subject = subjects.calls(work_of(record.task))
+    await publish_durably(
+        broker, record, subject, stream=subjects.STREAM_CALLS, msg_id=record.record_id
+    )
+
+
 def create_app(settings: LlmWorkerSettings, worker: LlmWorker) -> tuple[FastStream, NatsBroker]:
     broker = make_broker(settings, SERVICE)
     metrics = process_metrics()
@@ -69,11 +83,14 @@ def create_app(settings: LlmWorkerSettings, worker: LlmWorker) -> tuple[FastStre
                 raise PoisonMessage(f"malformed command: {error.error_count()} errors") from error
             with trip_context(task.trip_id, domain=task.domain, step=task.step):
                 with metrics.timed_step(task.domain or "none", task.kind):
-                    reply = await worker.handle(task)
+                    handled = await worker.handle(task)
+                reply = handled.reply
                 log.info("task done", kind=reply.kind, reason=getattr(reply, "reason", None))
                 if (call := getattr(reply, "call", None)) is not None:
                     annotate(tier=call.tier)
                     metrics.model_call(call)
+                for record in handled.records:
+                    await publish_record(broker, record)
                 await publish_reply(broker, reply, f"{task.message_id}:result")
 
         # settle acks after the reply is stored, sends in_progress while the model works,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from skiff_contracts import subjects
 from skiff_contracts.events import EventBase
 from skiff_contracts.messages import ExtractTask, ResolveTask
-from skiff_contracts.registry import ModelCard, TaskAliases, slug_of
+from skiff_contracts.registry import AnswerAccepted, ModelCard, TaskAliases, slug_of
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_planner.ports import RevisionConflict
 from skiff_planner.routing import RegistrySnapshot
@@ -62,13 +62,17 @@ class KvSagaStore:
 
 
 class JetStreamBus:
-    """Events to `trip.events.<id>`, commands to `task.<domain>.<op>`, each with its message id."""
+    """Events to `trip.events.<id>`, commands to `task.<domain>.<op>`, accepted answers to the
+    call log (`calls.<domain>`), each with its message id."""
 
     def __init__(self, broker: NatsBroker) -> None:
         self.broker = broker
 
     async def publish(self, item: Outgoing) -> None:
-        if isinstance(item, EventBase):
+        if isinstance(item, AnswerAccepted):
+            subject = subjects.calls(item.task.split(".", 1)[0])
+            stream = subjects.STREAM_CALLS
+        elif isinstance(item, EventBase):
             subject = subjects.trip_events(item.trip_id)
             stream = subjects.STREAM_TRIP_EVENTS
         elif isinstance(item, ResolveTask):

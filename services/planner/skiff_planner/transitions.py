@@ -6,11 +6,12 @@ steps alone — so re-running it after a crash decides the same thing again. The
 persists the record (compare-and-set) before anything in its outbox is published.
 
 Order of business (DESIGN §4): extract every domain in parallel → ask the user for what is
-missing → hold flights, hotels and cars in parallel, then insurance priced on them → check
-every hold still has life left → confirm all (the pivot) → completed. Before the pivot any
-failure releases every hold ever asked for, newest first, one at a time, each retried until
-it succeeds. After the pivot, confirmations are retried until they succeed; a hold that
-expired under a confirmation is held again.
+missing → log the answer each domain goes on with (`AnswerAccepted`, the conversion loop's
+label, through the outbox like everything else) → hold flights, hotels and cars in
+parallel, then insurance priced on them → check every hold still has life left → confirm all
+(the pivot) → completed. Before the pivot any failure releases every hold ever asked for,
+newest first, one at a time, each retried until it succeeds. After the pivot, confirmations
+are retried until they succeed; a hold that expired under a confirmation is held again.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ from skiff_contracts.messages import (
     WorkerReply,
 )
 from skiff_contracts.problems import ESCALATION_REASONS, EscalationReason, Problem
-from skiff_contracts.registry import slug_of
+from skiff_contracts.registry import AnswerAccepted, model_id_for, slug_of
 from skiff_contracts.saga import Outgoing, SagaRecord, StepRecord, step_name
 from skiff_contracts.states import BEFORE_PIVOT, Operation, TripState
 from skiff_extraction.router import Route
+from skiff_flywheel.call_records import accepted_answer, call_record_id, tier_model_id
 from skiff_planner.booking import (
     HOLD_FIRST,
     Request,
@@ -196,6 +198,7 @@ def _next_attempt(change: Change, name: str, domain: Domain, op: Operation) -> S
 def send_extract(change: Change, domain: Domain) -> None:
     """(Re)send a domain's extraction to the model version it was routed to."""
     step = _next_attempt(change, step_name(domain, "extract"), domain, "extract")
+    step = step.model_copy(update={"answers": len(change.get("answers"))})
     record = change.record
     change.dispatch(step, ExtractTask(
         message_id=subjects.command_id(record.trip_id, step.name, step.attempt),
@@ -236,6 +239,7 @@ def route_extract(change: Change, domain: Domain, assignment: Assignment) -> Non
 def send_resolve(change: Change, domain: Domain, failed: NeedsEscalation) -> None:
     """Hand a step the SLM could not settle to the LLM tier, with what the trip knows."""
     step = _next_attempt(change, step_name(domain, "resolve"), domain, "resolve")
+    step = step.model_copy(update={"answers": len(change.get("answers"))})
     record = change.record
     known = {d: p for d, p in complete(extracted(change)).items() if d != domain}
     change.updates["escalations"] = (*change.get("escalations"), failed.reason)
@@ -311,13 +315,19 @@ def resend(change: Change, step: StepRecord) -> None:
 # --- what the trip knows ---------------------------------------------------------------------
 
 
-def settled(change: Change, domain: Domain) -> Extracted | None:
-    """The domain's accepted extraction: the LLM tier's when it resolved the step."""
+def settled_step(change: Change, domain: Domain) -> StepRecord | None:
+    """The step whose extraction the domain goes on with: the LLM tier's when it resolved it."""
     for operation in ("resolve", "extract"):
         step = change.steps.get(step_name(domain, operation))
         if step is not None and step.status == "succeeded" and isinstance(step.result, Extracted):
-            return step.result
+            return step
     return None
+
+
+def settled(change: Change, domain: Domain) -> Extracted | None:
+    """The domain's accepted extraction: the LLM tier's when it resolved the step."""
+    step = settled_step(change, domain)
+    return step.result if step is not None and isinstance(step.result, Extracted) else None
 
 
 def extracted(change: Change) -> dict[Domain, Request]:
@@ -518,13 +528,12 @@ def on_user(
     if record.state != "needs_input" or message.text in record.answers:
         return record
     change.move("extracting", answers=(*record.answers, message.text), question=None, deadline=None)
+    # What is missing is decided before any domain is sent again: a re-sent domain no longer
+    # counts as settled, and its values would seem missing to the domains it fills.
+    gaps = missing(complete(extracted(change)))
     for domain in record.domains:
         step = record.steps.get(step_name(domain, "extract"))
-        if (
-            step is None
-            or step.status != "succeeded"
-            or domain in missing(complete(extracted(change)))
-        ):
+        if step is None or step.status != "succeeded" or domain in gaps:
             send_extract(change, domain)
     return change.build()
 
@@ -616,8 +625,42 @@ def advance_extraction(change: Change) -> None:
     if gaps:
         ask(change, question_for(gaps), tuple(gaps))
         return
+    for domain in change.record.domains:
+        if (answer := accepted(change, domain)) is not None:
+            change.outbox.append(answer)
     change.move("holding")
     advance_holding(change)
+
+
+def accepted(change: Change, domain: Domain) -> AnswerAccepted | None:
+    """The call-log record of the answer `domain` goes on with: its own extraction (before the
+    trip's other parts fill its gaps), read from the text its command carried.
+
+    `answered_by` is the user when that text held the user's answers, else the tier whose
+    step answered; the call it names is the command's last attempt's (the LLM tier's winning
+    candidate is its last)."""
+    step = settled_step(change, domain)
+    if step is None or not isinstance(step.result, Extracted):
+        return None
+    found, call = step.result, step.result.call
+    record = change.record
+    parts = [record.request.text, *change.get("answers")[: step.answers]]
+    sent = " ".join(parts)
+    if found.text and found.text.startswith(f"{sent} "):  # the LLM tier appended context
+        parts.append(found.text[len(sent) + 1 :])
+    tier: Literal["slm", "llm"] = "llm" if step.operation == "resolve" else "slm"
+    if tier == "llm":
+        model_id = tier_model_id(call.model, call.version) if call else tier_model_id("?", "?")
+    else:
+        routed = model_id_for(f"{domain}.extract", call.model, call.version) if call else "?"
+        model_id = step.model_id or routed
+    command = subjects.command_id(record.trip_id, step.name, step.attempt)
+    return accepted_answer(
+        trip_id=record.trip_id, domain=domain, answer=found,
+        answered_by="user" if step.answers else tier, model_id=model_id,
+        call_record_id=call_record_id(command, max(0, call.calls - 1) if call else 0),
+        text_parts=parts,
+    )  # fmt: skip
 
 
 def _question(steps: list[StepRecord]) -> str:

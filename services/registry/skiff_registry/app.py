@@ -8,6 +8,9 @@
   dead-lettered. This one is a plain nats-py pull loop on the broker's connection: FastStream
   0.7.8's batch loop lets nats-py's idle `asyncio.TimeoutError` escape (it catches only
   `nats.errors.TimeoutError`), and its supervisor then restarts it with an error each second.
+- The call log holds calls and accepted answers (`CALL_LOG`); a record of neither kind is
+  unreadable. A task that is not a domain's (`trains.extract`, work no micro-SLM covers) is
+  counted like any other, under its own keys; the page shows the domains' tasks only.
 - A ticker re-derives the metrics so the rolling window moves on without traffic.
 - Another runs the automatic rollout (`Registry.auto_rollout`, gates in `gates.py`) every
   `rollout.every_s`; replicas may all run it: each step is a compare-and-set, and a step
@@ -37,8 +40,8 @@ from pydantic import ValidationError
 from skiff_contracts import subjects
 from skiff_contracts.problems import validation_problems
 from skiff_contracts.registry import (
+    CALL_LOG,
     REGISTRY_REQUEST,
-    CallRecord,
     ModelCard,
     ModelMetrics,
     Refused,
@@ -48,7 +51,7 @@ from skiff_contracts.registry import (
 )
 from skiff_registry.adapters import JetStreamProvisioner, KvTable, StreamHistory
 from skiff_registry.keys import SERIES_PREFIX, STATE_PREFIX
-from skiff_registry.metrics import Limits, TaskState
+from skiff_registry.metrics import Limits, LogRecord, TaskState
 from skiff_registry.recorder import MetricsRecorder
 from skiff_registry.service import Registry
 from skiff_registry.settings import RegistrySettings
@@ -112,9 +115,9 @@ def _handler(runtime: RegistryRuntime, operation: str) -> Callable[[NatsMessage]
     return handle
 
 
-def parse_record(message: Msg) -> CallRecord:
-    """A call record, or ValueError when it can never be one (dead-letter it)."""
-    record = CallRecord.model_validate_json(message.data)
+def parse_record(message: Msg) -> LogRecord:
+    """A call-log record, or ValueError when it can never be one (dead-letter it)."""
+    record = CALL_LOG.validate_json(message.data)
     if not _TASK.match(record.task):
         raise ValueError(f"task {record.task!r} cannot be a key")
     return record
@@ -142,14 +145,14 @@ async def dead_letter(broker: NatsBroker, message: Msg, reason: str) -> None:
 
 async def record_batch(broker: NatsBroker, recorder: MetricsRecorder, batch: list[Msg]) -> None:
     """Store one batch's metrics, then ack it; a failure naks it for a paced redelivery."""
-    records: list[CallRecord] = []
+    records: list[LogRecord] = []
     readable: list[Msg] = []
     for message in batch:
         try:
             records.append(parse_record(message))
             readable.append(message)
         except (ValidationError, ValueError) as error:
-            await dead_letter(broker, message, f"poison: not a call record: {error}")
+            await dead_letter(broker, message, f"poison: not a call-log record: {error}")
     try:
         new = await recorder.record(records)
     except Exception as error:  # whatever was stored is recognised when the batch comes again
@@ -227,6 +230,8 @@ def create_app(settings: RegistrySettings) -> tuple[FastStream, NatsBroker]:
             shadow_max=settings.shadow_pending_max,
             dedupe_ttl_s=settings.dedupe_ttl_s,
             dedupe_max=settings.dedupe_max,
+            answer_ttl_s=settings.answer_match_ttl_s,
+            answer_max=settings.answer_pending_max,
         )
         runtime.recorder = MetricsRecorder(
             KvTable(metrics, TaskState, STATE_PREFIX),

@@ -1,14 +1,26 @@
-"""Live metrics from call records: per model and per task, in total and over a window (pure).
+"""Live metrics from the call log: per model and per task, in total and over a window (pure).
 
 One `TaskState` per task holds everything the numbers are made of, bounded whatever the
 traffic: counters and a latency sketch per model in total and per time bucket (the rolling
 window is the last `window_s / bucket_s` buckets), per-bucket counts of the task's live
 answers (the page's plots), the record ids already applied (a record delivered twice counts
-once), and the answers waiting for their shadow comparison.
+once), and the answers waiting for their comparisons.
+
+The log holds two kinds of record: `CallRecord` (one model call) and `AnswerAccepted` (the
+answer a trip went on with for one domain). Calls make the per-model counters; accepted
+answers make the task's SLM share (accepted answers the micro-SLM gave ÷ all accepted
+answers, whoever gave them).
 
 Shadow agreement: a shadow record (`shadow=True`) is compared with the live micro-SLM record
-of the same `(trip_id, step)`, in whichever order they arrive, when the live one was a valid
-answer: they agree when the shadow's answer is valid with the same `output_digest`.
+of the same trip and task (a shadow's step is `<domain>.shadow.<slug>`, the live one's
+`<domain>.extract`), in whichever order they arrive, when the live one was a valid answer:
+they agree when the shadow's answer is valid with the same `output_digest`.
+
+Answer agreement: every answer of a model (live or shadow, any tier) is compared with the
+accepted answer of its trip and task, in whichever order they arrive: it agrees when it was
+valid with the accepted answer's `output_digest`; an escalation never agrees. Answers wait
+at most `answer_ttl_s` for their accepted answer (a trip that waits longer for its user is
+not judged), and at most `answer_max` steps wait at once.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from skiff_contracts.registry import (
+    AnswerAccepted,
     CallRecord,
     LatencyStats,
     MetricsWindow,
@@ -40,6 +53,8 @@ class Limits:
     shadow_max: int = 2000
     dedupe_ttl_s: float = 3600.0
     dedupe_max: int = 5000
+    answer_ttl_s: float = 3600.0
+    answer_max: int = 2000
 
     def bucket(self, at: float) -> int:
         return math.floor(at / self.bucket_s)
@@ -61,6 +76,8 @@ class Counts(BaseModel):
     shadow_calls: int = 0
     compared: int = 0
     agreed: int = 0
+    judged: int = 0
+    agreed_accepted: int = 0
     latency: Sketch = Field(default_factory=Sketch)
 
     def add(self, record: CallRecord) -> None:
@@ -85,6 +102,8 @@ class Counts(BaseModel):
         self.shadow_calls += other.shadow_calls
         self.compared += other.compared
         self.agreed += other.agreed
+        self.judged += other.judged
+        self.agreed_accepted += other.agreed_accepted
         self.latency.merge(other.latency)
 
     def view(self) -> MetricsWindow:
@@ -101,6 +120,8 @@ class Counts(BaseModel):
             cost_usd=round(self.cost_usd, 9),
             shadow_calls=self.shadow_calls,
             shadow_agreement=self.agreed / self.compared if self.compared else None,
+            answers_judged=self.judged,
+            answer_agreement=self.agreed_accepted / self.judged if self.judged else None,
         )
 
 
@@ -113,10 +134,11 @@ class ModelState(BaseModel):
 class TaskCounts(BaseModel):
     """A task's live traffic in one bucket (shadow calls excluded)."""
 
-    answers: int = 0
+    answers: int = Field(default=0, description="accepted answers")
     slm_calls: int = 0
-    slm_accepted: int = 0
+    slm_accepted: int = Field(default=0, description="accepted answers the micro-SLM gave")
     escalations: int = 0
+    llm_calls: int = 0
     slm_latency: Sketch = Field(default_factory=Sketch)
 
 
@@ -137,19 +159,40 @@ class Waiting(BaseModel):
     shadows: list[ShadowAnswer] = Field(default_factory=list)
 
 
+class Judged(BaseModel):
+    """One model's answer waiting for the accepted answer of its step (digests shortened:
+    64 bits tell answers apart and keep the state small)."""
+
+    model_id: str
+    digest: str | None = Field(description="None: the call escalated, it gave no answer")
+    bucket: int
+
+
+class Judging(BaseModel):
+    """One trip and task: its accepted answer once known, and the answers not yet judged."""
+
+    since: float
+    accepted: str | None = None
+    answers: list[Judged] = Field(default_factory=list)
+
+
 class TaskState(BaseModel):
     task: str
     models: dict[str, ModelState] = Field(default_factory=dict)
     buckets: dict[int, TaskCounts] = Field(default_factory=dict)
     seen: dict[str, float] = Field(default_factory=dict, description="record id hash → when")
     waiting: dict[str, Waiting] = Field(default_factory=dict)
+    judging: dict[str, Judging] = Field(default_factory=dict)
+
+
+LogRecord = CallRecord | AnswerAccepted
 
 
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def apply(state: TaskState, record: CallRecord, now: float, limits: Limits) -> bool:
+def apply(state: TaskState, record: LogRecord, now: float, limits: Limits) -> bool:
     """Add one record to its task's state; False when it was applied before."""
     seen_key = _short_hash(record.record_id)
     if seen_key in state.seen:
@@ -157,25 +200,76 @@ def apply(state: TaskState, record: CallRecord, now: float, limits: Limits) -> b
     state.seen[seen_key] = now
     bucket = limits.bucket(min(record.occurred_at.timestamp(), now))
     in_window = bucket >= limits.oldest_bucket(now)
+    if isinstance(record, AnswerAccepted):
+        _accept(state, record, bucket, in_window, now, limits)
+        return True
     model = state.models.setdefault(record.model_id, ModelState(model_id=record.model_id))
     model.total.add(record)
     if in_window:
         model.buckets.setdefault(bucket, Counts()).add(record)
     if not record.shadow and in_window:
         counts = state.buckets.setdefault(bucket, TaskCounts())
-        counts.answers += record.valid
         if record.tier == "slm":
             counts.slm_calls += 1
-            counts.slm_accepted += record.valid
             counts.escalations += not record.valid
             counts.slm_latency.add(record.latency_ms)
+        elif record.tier == "llm":
+            counts.llm_calls += 1
     if record.shadow or record.tier == "slm":
         _match(state, record, bucket, now, limits)
+    if record.reason != "no_model":  # no model answered: nothing to judge
+        _judge(state, record, bucket, now, limits)
     return True
 
 
+def _accept(
+    state: TaskState,
+    record: AnswerAccepted,
+    bucket: int,
+    in_window: bool,
+    now: float,
+    limits: Limits,
+) -> None:
+    if in_window:
+        counts = state.buckets.setdefault(bucket, TaskCounts())
+        counts.answers += 1
+        counts.slm_accepted += record.answered_by == "slm"
+    judging = state.judging.setdefault(_step_key(record.trip_id, record.task), Judging(since=now))
+    judging.accepted = record.output_digest[:16]
+    for answer in judging.answers:
+        _agree(state, answer, judging.accepted, limits.oldest_bucket(now))
+    judging.answers.clear()
+
+
+def _judge(state: TaskState, record: CallRecord, bucket: int, now: float, limits: Limits) -> None:
+    judging = state.judging.setdefault(_step_key(record.trip_id, record.task), Judging(since=now))
+    digest = record.output_digest[:16] if record.valid and record.output_digest else None
+    answer = Judged(model_id=record.model_id, digest=digest, bucket=bucket)
+    if judging.accepted is None:
+        judging.answers.append(answer)
+    else:
+        _agree(state, answer, judging.accepted, limits.oldest_bucket(now))
+
+
+def _agree(state: TaskState, answer: Judged, accepted: str, oldest: int) -> None:
+    model = state.models.get(answer.model_id)
+    if model is None:
+        return
+    spans = [model.total]
+    if answer.bucket >= oldest and answer.bucket in model.buckets:
+        spans.append(model.buckets[answer.bucket])
+    for counts in spans:
+        counts.judged += 1
+        counts.agreed_accepted += answer.digest == accepted
+
+
+def _step_key(trip_id: str, task: str) -> str:
+    """One domain's extraction in one trip, whichever step (live, shadow, resolve) answered."""
+    return _short_hash(f"{trip_id}|{task}")
+
+
 def _match(state: TaskState, record: CallRecord, bucket: int, now: float, limits: Limits) -> None:
-    key = _short_hash(f"{record.trip_id}|{record.step}")
+    key = _step_key(record.trip_id, record.task)
     waiting = state.waiting.setdefault(key, Waiting(since=now))
     if record.shadow:
         answer = ShadowAnswer(
@@ -222,6 +316,10 @@ def prune(state: TaskState, now: float, limits: Limits) -> None:
         ordered = sorted(waiting.items(), key=lambda kv: kv[1].since)
         waiting = dict(ordered[-limits.shadow_max :])
     state.waiting = waiting
+    judging = {k: j for k, j in state.judging.items() if j.since >= now - limits.answer_ttl_s}
+    if len(judging) > limits.answer_max:
+        judging = dict(sorted(judging.items(), key=lambda kv: kv[1].since)[-limits.answer_max :])
+    state.judging = judging
 
 
 def model_metrics(model: ModelState, now: float, limits: Limits) -> ModelMetrics:
@@ -259,6 +357,7 @@ def task_points(state: TaskState, now: float, limits: Limits) -> list[TaskPoint]
                 slm_calls=counts.slm_calls,
                 slm_accepted=counts.slm_accepted,
                 escalations=counts.escalations,
+                llm_calls=counts.llm_calls,
                 slm_share=counts.slm_accepted / counts.answers if counts.answers else None,
                 escalation_rate=counts.escalations / counts.slm_calls if counts.slm_calls else None,
                 p95_ms=counts.slm_latency.quantile(0.95),

@@ -1,4 +1,5 @@
-"""Turns batches of call records into stored metrics. Never imports NATS.
+"""Turns batches of call-log records (calls and accepted answers) into stored metrics. Never
+imports NATS.
 
 A batch is applied per task: the task's working state is read, the new records added
 (those already applied are recognised by id and skipped), and the state written back with a
@@ -16,10 +17,10 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from skiff_contracts.registry import CallRecord, ModelMetrics, Series
+from skiff_contracts.registry import ModelMetrics, Series
 from skiff_registry import metrics
 from skiff_registry.keys import metrics_key
-from skiff_registry.metrics import Limits, TaskState
+from skiff_registry.metrics import Limits, LogRecord, TaskState
 from skiff_registry.ports import RevisionConflict, Table
 
 log = structlog.get_logger()
@@ -44,9 +45,9 @@ class MetricsRecorder:
         self.series_points = series_points
         self.clock = clock
 
-    async def record(self, records: Iterable[CallRecord]) -> int:
+    async def record(self, records: Iterable[LogRecord]) -> int:
         """Apply a batch and store the results; how many records were new."""
-        by_task: dict[str, list[CallRecord]] = defaultdict(list)
+        by_task: dict[str, list[LogRecord]] = defaultdict(list)
         for record in records:
             by_task[record.task].append(record)
         new = 0
@@ -59,7 +60,7 @@ class MetricsRecorder:
         for state in await self.states.values():
             await self._update(state.task, [])
 
-    async def _update(self, task: str, batch: list[CallRecord]) -> int:
+    async def _update(self, task: str, batch: list[LogRecord]) -> int:
         for _ in range(ATTEMPTS):
             stored = await self.states.get(task)
             state = stored.value if stored else TaskState(task=task)

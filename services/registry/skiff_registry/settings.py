@@ -21,6 +21,10 @@ class RegistrySettings(ServiceSettings):
     # A shadow answer waits this long for the live answer of the same step (and back).
     shadow_match_ttl_s: Annotated[float, Field(gt=0)] = 900.0
     shadow_pending_max: Annotated[int, Field(ge=1)] = 2000
+    # An answer waits this long for the accepted answer of its step (and back), for the
+    # answer agreement; at most `answer_pending_max` steps per task wait at once.
+    answer_match_ttl_s: Annotated[float, Field(gt=0)] = 3600.0
+    answer_pending_max: Annotated[int, Field(ge=1)] = 2000
     # Record ids remembered per task to drop a call record delivered twice.
     dedupe_ttl_s: Annotated[float, Field(gt=0)] = 3600.0
     dedupe_max: Annotated[int, Field(ge=1)] = 5000

@@ -31,13 +31,13 @@ from skiff_contracts.messages import (
 )
 from skiff_contracts.problems import validation_problems
 from skiff_contracts.registry import slug_of
+from skiff_flywheel.call_records import call_record
 from skiff_runtime.broker import make_broker, pull_inbox
 from skiff_runtime.delivery import PoisonMessage, settle
 from skiff_runtime.jetstream import WORKER_CONSUMERS, ConsumerSpec, version_consumer
 from skiff_runtime.metrics import process_metrics
 from skiff_runtime.publishing import publish_durably
 from skiff_runtime.telemetry import annotate, trip_context
-from skiff_worker.records import call_record
 from skiff_worker.service import DomainWorker
 from skiff_worker.settings import WorkerSettings
 
@@ -96,6 +96,12 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
     model = version_consumer(domain, slug_of(model_id))
     metrics = process_metrics()
 
+    async def publish_call_record(task: ExtractTask, reply: WorkerReply) -> None:
+        prompt = worker.extractor_for(task).prompt_version  # the served version's prompt
+        if (record := call_record(task, reply, model_id, prompt_version=prompt)) is not None:
+            calls, stream = subjects.calls(domain), subjects.STREAM_CALLS
+            await publish_durably(broker, record, calls, stream=stream, msg_id=record.record_id)
+
     async def deliver(message: NatsMessage, consumer: ConsumerSpec) -> None:
         async def work() -> None:
             try:
@@ -114,17 +120,8 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
                     annotate(escalation_reason=reply.reason)
                     metrics.escalation(reply.reason, domain)
                 await publish_reply(broker, domain, reply, f"{task.message_id}:result")
-                if isinstance(task, ExtractTask) and (
-                    record := call_record(
-                        task,
-                        reply,
-                        model_id,
-                        prompt_version=worker.extractor_for(task).prompt_version,
-                    )
-                ):
-                    calls = subjects.calls(domain)
-                    stream, msg_id = subjects.STREAM_CALLS, record.record_id
-                    await publish_durably(broker, record, calls, stream=stream, msg_id=msg_id)
+                if isinstance(task, ExtractTask):
+                    await publish_call_record(task, reply)
 
         await settle(broker, message, consumer, work)
 
