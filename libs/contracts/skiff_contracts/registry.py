@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, TypeAdapter
@@ -205,6 +205,10 @@ class AnswerAccepted(Frozen):
     )
     params: dict[str, Any] = Field(description="the grounded domain request, redacted")
     output_digest: str = Field(description="hash of the real params, as `CallRecord`'s")
+    reference_date: date | None = Field(
+        default=None, description="the trip's 'today': the text's relative dates resolve against it"
+        description="the trip's 'today', which the text's relative dates resolved against",
+    )
     occurred_at: datetime = Field(default_factory=utc_now)
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel
@@ -154,6 +155,7 @@ def accepted_answer(
     model_id: str,
     call_record_id: str | None,
     text_parts: Sequence[str],
+    reference_date: date | None = None,
 ) -> AnswerAccepted:
     """The answer a trip goes on with for `domain`, redacted. `text_parts`, joined by spaces,
     are what it was read from (the request, the user's answers, the trip's context), each
@@ -170,6 +172,7 @@ def accepted_answer(
         draft=redact_value(answer.draft) if answer.draft is not None else None,
         params=redact_value(answer.params.model_dump(mode="json")),
         output_digest=params_digest(answer.params),
+        reference_date=reference_date,
     )
 
 

@@ -167,6 +167,7 @@ def _example(answer: AnswerAccepted, task: str, domain: Domain) -> Example | str
         group=normalize_text(answer.input_text),
         answered_by=answer.answered_by,
         spans=spans_of(draft.model_dump(mode="json")),
+        reference_date=answer.reference_date,
     )
 
 

@@ -659,7 +659,7 @@ def accepted(change: Change, domain: Domain) -> AnswerAccepted | None:
         trip_id=record.trip_id, domain=domain, answer=found,
         answered_by="user" if step.answers else tier, model_id=model_id,
         call_record_id=call_record_id(command, max(0, call.calls - 1) if call else 0),
-        text_parts=parts,
+        text_parts=parts, reference_date=record.request.reference_date,
     )  # fmt: skip
 
 
