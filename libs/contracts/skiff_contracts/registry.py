@@ -206,8 +206,7 @@ class AnswerAccepted(Frozen):
     params: dict[str, Any] = Field(description="the grounded domain request, redacted")
     output_digest: str = Field(description="hash of the real params, as `CallRecord`'s")
     reference_date: date | None = Field(
-        default=None, description="the trip's 'today': the text's relative dates resolve against it"
-        description="the trip's 'today', which the text's relative dates resolved against",
+        default=None, description="the trip's 'today': the text's relative dates resolve by it"
     )
     occurred_at: datetime = Field(default_factory=utc_now)
 
