@@ -120,3 +120,8 @@ def import_command(
     manifest = _write(curated, output, task=task, source=SGD_SOURCE, eval_share=eval_share,
                       version=version, overwrite=overwrite)  # fmt: skip
     _report(manifest, output)
+
+
+from skiff_cli import flywheel_train  # noqa: E402  (registered last: its own module)
+
+flywheel_train.register(flywheel_app)
