@@ -7,6 +7,9 @@ test_flywheel_train_adapter.py.
 
 from __future__ import annotations
 
+import json
+import statistics
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,18 +33,23 @@ MESSAGES = extraction_messages(
 )
 HEADS = Heads(n_head=9, n_head_kv=3)
 SHAPES = {"q_proj": (576, 576), "k_proj": (576, 192), "v_proj": (576, 192), "o_proj": (576, 576)}
+MLP = {"gate_proj": (576, 1536), "up_proj": (576, 1536), "down_proj": (1536, 576)}
 
 
-def random_adapter(path: Path, seed: int, *, scale: float = 0.08, layers: int = 30) -> Path:
-    """A rank-4 adapter on every attention projection, large enough to change the output."""
+def random_adapter(
+    path: Path, seed: int, *, scale: float = 0.08, rank: int = 4, mlp: bool = False
+) -> Path:
+    """A random adapter on every attention projection (and the MLP), large enough to change
+    the output."""
     rng = np.random.default_rng(seed)
+    shapes = {**SHAPES, **MLP} if mlp else SHAPES
     pairs = {
         (layer, module): LoraPair(
-            a=rng.normal(0, scale, (4, n_in)).astype(np.float32),
-            b=rng.normal(0, scale, (n_out, 4)).astype(np.float32),
+            a=rng.normal(0, scale, (rank, n_in)).astype(np.float32),
+            b=rng.normal(0, scale, (n_out, rank)).astype(np.float32),
         )
-        for layer in range(layers)
-        for module, (n_in, n_out) in SHAPES.items()
+        for layer in range(30)
+        for module, (n_in, n_out) in shapes.items()
     }
     write_gguf_lora(path, gguf_tensors(pairs, HEADS), architecture="llama", alpha=4, name="test")
     return path
@@ -126,3 +134,42 @@ async def test_unknown_names_and_bad_files_are_permanent_errors(
     assert engine.adapters == ()
     base = await engine.generate_json(MESSAGES, SCHEMA, max_tokens=5)
     assert base.adapter is None
+
+
+@pytest.mark.slow
+async def test_measure_adapter_costs(engine: LlamaCppEngine, tmp_path: Path) -> None:
+    """Figures for libs/inference/README.md, printed as one JSON line (`-m slow -s`).
+
+    A rank-8 adapter on all seven projections (what `skiff flywheel train` exports by
+    default; the weights' values do not change the cost), the ft1 flights prompt, 1 thread.
+    """
+    path = random_adapter(tmp_path / "r8.gguf", seed=5, scale=0.01, rank=8, mlp=True)
+    started = time.perf_counter()
+    await engine.load_adapter("r8", path)
+    load_ms = (time.perf_counter() - started) * 1000
+    calls: dict[str, list[float]] = {"base": [], "adapter": [], "switch": [], "prompt": []}
+    for _ in range(5):
+        await engine.generate_json(MESSAGES, SCHEMA, max_tokens=120)
+        base = await engine.generate_json(MESSAGES, SCHEMA, max_tokens=120)
+        switched = await engine.generate_json(MESSAGES, SCHEMA, max_tokens=120, adapter="r8")
+        assert engine.last_decoded is not None
+        calls["prompt"].append(engine.last_decoded.first_token_ms)
+        warm = await engine.generate_json(MESSAGES, SCHEMA, max_tokens=120, adapter="r8")
+        calls["base"].append(base.latency_ms / max(1, base.tokens_out))
+        calls["adapter"].append(warm.latency_ms / max(1, warm.tokens_out))
+        calls["switch"].append(switched.latency_ms - warm.latency_ms)
+    started = time.perf_counter()
+    await engine.unload_adapter("r8")
+    unload_ms = (time.perf_counter() - started) * 1000
+    figures = {
+        "adapter_file_mb": round(path.stat().st_size / 1e6, 2),
+        "load_ms": round(load_ms, 1),
+        "unload_ms": round(unload_ms, 2),
+        "ms_per_output_token_base": round(statistics.median(calls["base"]), 1),
+        "ms_per_output_token_adapter": round(statistics.median(calls["adapter"]), 1),
+        "switch_extra_ms": round(statistics.median(calls["switch"]), 0),
+        "cold_prompt_ms_with_adapter": round(statistics.median(calls["prompt"]), 0),
+        "prompt_tokens": len(engine.prompt_tokens(MESSAGES)),
+    }
+    print(json.dumps(figures))
+    assert figures["ms_per_output_token_adapter"] < 3 * figures["ms_per_output_token_base"]

@@ -13,6 +13,7 @@ Needs the `flywheel` extra: import this module only after `require_flywheel()`.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def export_adapter(
     model.peft_config["default"].base_model_name_or_path = base_model_id
     # No embedding layers are adapted; "auto" would look for the base's HF config to check.
     model.save_pretrained(str(peft_dir), save_embedding_layers=False)
+    _canonical_config(peft_dir / "adapter_config.json")
     gguf_path = output / GGUF_FILE
     tensors = gguf_tensors(lora_pairs(model), heads)
     write_gguf_lora(gguf_path, tensors, architecture=architecture, alpha=alpha, name=name)
@@ -69,3 +71,15 @@ def export_adapter(
         peft_dir / "adapter_model.safetensors",
         gguf_path,
     ]
+
+
+def _canonical_config(path: Path) -> None:
+    """Rewrite peft's config with sorted keys and modules: the same run, the same bytes.
+
+    peft keeps `target_modules` as a set, so the saved order follows the process's string
+    hash seed and two identical runs would write different files (and sha256s).
+    """
+    config = json.loads(path.read_text("utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")

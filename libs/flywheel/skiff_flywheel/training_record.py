@@ -72,6 +72,10 @@ class Throughput(_Frozen):
     steps: int
     seconds: float
     seconds_per_step: float
+    cpu_seconds_per_step: float = Field(
+        description="this process's CPU time per step, all threads: on a shared machine, "
+        "wall time / CPU time says how much of the cores the run actually got"
+    )
     sequence_tokens_per_s: float = Field(description="prompt + target tokens of the batches")
     evaluated_tokens_per_s: float = Field(description="tokens run through the model")
     target_tokens_per_s: float = Field(description="tokens the loss was taken on")

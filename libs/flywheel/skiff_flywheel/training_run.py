@@ -56,6 +56,7 @@ class _Counts:
     sequence: int = 0
     evaluated: int = 0
     target: int = 0
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -115,6 +116,7 @@ class TrainingRun:
             )
         counts = _Counts()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         first = progress.step
         trainable = [p for p in model.parameters() if p.requires_grad]
         for step in range(first, total):
@@ -157,6 +159,7 @@ class TrainingRun:
             if on_step is not None:
                 on_step(StepReport(number, total, loss, rate, time.perf_counter() - step_started))
         seconds = time.perf_counter() - started
+        counts.cpu_seconds = time.process_time() - cpu_started
         throughput = _throughput(total - first, seconds, counts)
         model.eval()
         files = export_adapter(
@@ -292,6 +295,7 @@ def _throughput(steps: int, seconds: float, counts: _Counts) -> Throughput:
         steps=steps,
         seconds=seconds,
         seconds_per_step=seconds / steps if steps else 0.0,
+        cpu_seconds_per_step=counts.cpu_seconds / steps if steps else 0.0,
         sequence_tokens_per_s=rate(counts.sequence),
         evaluated_tokens_per_s=rate(counts.evaluated),
         target_tokens_per_s=rate(counts.target),

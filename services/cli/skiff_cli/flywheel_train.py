@@ -66,6 +66,9 @@ def train_command(
         int | None, typer.Option(min=1, help="steps between checkpoints")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="train on the first N examples")] = None,
+    share_prefix: Annotated[
+        bool | None, typer.Option(help="run a batch's common prompt prefix once")
+    ] = None,
     base_model: Annotated[Path | None, typer.Option(help="base GGUF (default: bundled)")] = None,
     base_model_id: Annotated[
         str | None, typer.Option(help="HF id of the base, for peft's adapter_config.json")
@@ -77,7 +80,7 @@ def train_command(
     settings: dict[str, Any] = {
         "max_steps": max_steps, "epochs": epochs, "seed": seed, "threads": threads,
         "batch_size": batch_size, "learning_rate": learning_rate, "rank": rank,
-        "alpha": alpha, "checkpoint_every": checkpoint_every,
+        "alpha": alpha, "checkpoint_every": checkpoint_every, "share_prefix": share_prefix,
     }  # fmt: skip
     try:
         config = TrainingConfig(**{k: v for k, v in settings.items() if v is not None})
@@ -165,6 +168,7 @@ def _report(result: TrainingResult) -> None:
         ("final loss", f"{record.final_loss:.4f}"),
         ("duration", f"{record.duration_s:.1f} s"),
         ("seconds / step", f"{speed.seconds_per_step:.2f}"),
+        ("CPU seconds / step", f"{speed.cpu_seconds_per_step:.2f}"),
         ("training tokens / s", f"{speed.sequence_tokens_per_s:.0f}"),
         ("resumed at", ", ".join(map(str, record.resumed_at)) or "–"),
     ]
