@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 from skiff_inference.engine import ChatMessage
 
+CHATML_ASSISTANT = "<|im_start|>assistant\n"
+
 
 def render_chatml(messages: Sequence[ChatMessage]) -> str:
     """Render messages as ChatML, ending with the open assistant turn."""
     turns = [f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages]
-    return "".join(turns) + "<|im_start|>assistant\n"
+    return "".join(turns) + CHATML_ASSISTANT

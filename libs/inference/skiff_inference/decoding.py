@@ -8,11 +8,20 @@ never runs two decodes at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 DecoderName = Literal["fast", "grammar"]
+
+
+def schema_json(schema: Mapping[str, Any]) -> str:
+    """The schema as the decoders compile it, and the key of its compiled form.
+
+    Key order is kept (no sort_keys): it fixes the order the grammar emits properties in.
+    """
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

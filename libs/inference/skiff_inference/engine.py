@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict
 
 
@@ -98,6 +99,19 @@ class Engine(Protocol):
         seed: int | None = None,
     ) -> Generation:
         """Generate JSON constrained to `schema`; raise `EngineError` only on engine failure."""
+        ...
+
+    async def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load a LoRA adapter under `name` without a restart; then pass `adapter=name`.
+
+        `path` is what the engine loads: a GGUF LoRA file for llama.cpp, a peft directory
+        as the SGLang server sees it. Engines that load no adapters raise a non-transient
+        `EngineError`.
+        """
+        ...
+
+    async def unload_adapter(self, name: str) -> None:
+        """Unload adapter `name`; later calls naming it fail."""
         ...
 
     async def warm_up(self, messages: Sequence[ChatMessage], schema: Mapping[str, Any]) -> None:

@@ -19,6 +19,13 @@ bench/decoding.py):
 * No repeat penalty (llama-cpp-python's chat default is 1.1): extraction copies spans
   from the prompt, which a repeat penalty punishes.
 
+LoRA adapters (GGUF) are loaded by name while the engine serves (`load_adapter`, no restart)
+and applied per call (`generate_json(..., adapter=name)`; none means the base model). The KV
+cache holds keys and values computed under one adapter, so its prefix is dropped whenever a
+call runs under other weights than the cached prefix was (`lora_adapters.AdapterKey`): a
+switch costs one cold prompt evaluation (libs/inference/README.md has the figures). One
+engine serving one adapter, the worker's case, keeps its prefix from call to call.
+
 Two decoders sit behind `_decode`, chosen per engine with `decoder=`:
 
 * `"fast"` (the default, `guided_decoder.py`): llguidance token masks on llama.cpp's
@@ -33,24 +40,23 @@ Two decoders sit behind `_decode`, chosen per engine with `decoder=`:
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from skiff_inference.chat_template import render_chatml
-from skiff_inference.decoding import ConstrainedDecoder, Decoded, DecoderName
+from skiff_inference.decoding import ConstrainedDecoder, Decoded, DecoderName, schema_json
 from skiff_inference.engine import ChatMessage, EngineError, Generation, TokenLogprob
 from skiff_inference.gbnf_decoder import GbnfDecoder
 from skiff_inference.guided_decoder import GuidedDecoder
 from skiff_inference.llama_loading import without_extra_buffer_types
+from skiff_inference.lora_adapters import AdapterKey, AdapterSet
 from skiff_inference.model_files import ModelFileError, bundled_model_path
 from skiff_inference.output import parse_json_output, texts_from_pieces
+from skiff_inference.prompt_tokens import chat_renderer, prompt_tokens
 
 Decoder = DecoderName
 
@@ -108,7 +114,7 @@ class LlamaCppEngine:
         self._llm = _load(path, threads=threads, n_ctx=n_ctx, seed=seed)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._n_vocab = int(self._llm.n_vocab())
-        self._render = self._chat_renderer()
+        self._render = chat_renderer(self._llm)
         self.decoder: Decoder = decoder
         self._decoder: ConstrainedDecoder = (
             GuidedDecoder(self._llm, batch_forced=batch_forced_tokens)
@@ -116,6 +122,9 @@ class LlamaCppEngine:
             else GbnfDecoder(self._llm)
         )
         self._constraints: dict[str, object] = {}
+        self._adapters = AdapterSet(self._llm)
+        # The adapter the KV cache's prefix was computed under (None: the base model).
+        self._prefix_owner: AdapterKey | None = None
         self._last_decoded: Decoded | None = None
         self._lock = asyncio.Lock()
         self._thread_lock = threading.Lock()
@@ -130,6 +139,30 @@ class LlamaCppEngine:
     def last_decoded(self) -> Decoded | None:
         """The decoder's report on the last call: forced tokens, prompt tokens evaluated, TTFT."""
         return self._last_decoded
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """The names of the loaded adapters, sorted."""
+        return self._adapters.names
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The token ids this engine evaluates for `messages` (tokenizing touches no state)."""
+        return prompt_tokens(self._llm, self._render, messages)
+
+    async def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load a GGUF LoRA adapter under `name`, while serving; then pass `adapter=name`.
+
+        Loading an existing name replaces its weights once the new file has loaded (calls
+        already running finish first: calls and loads take the same lock). Raises a
+        non-transient `EngineError` for a missing file or one llama.cpp refuses.
+        """
+        async with self._lock:
+            await asyncio.to_thread(self._adapter_blocking, self._adapters.load, name, Path(path))
+
+    async def unload_adapter(self, name: str) -> None:
+        """Free adapter `name`; an unknown name raises a non-transient `EngineError`."""
+        async with self._lock:
+            await asyncio.to_thread(self._adapter_blocking, self._adapters.unload, name)
 
     async def forget_prefix(self) -> None:
         """Empty the KV cache, so the next call evaluates its whole prompt (for measurements)."""
@@ -149,19 +182,20 @@ class LlamaCppEngine:
         """Generate JSON constrained to `schema`.
 
         `latency_ms` covers this call's own work, not the wait for an earlier call.
-        LoRA adapters are not served in-process yet: an `adapter` raises a non-transient
-        `EngineError`.
+        `adapter` names an adapter loaded with `load_adapter` (an unknown name raises a
+        non-transient `EngineError`); None runs the base model.
         """
-        if adapter is not None:
-            raise EngineError(
-                f"the llamacpp engine serves no adapters yet (asked for {adapter!r})",
-                transient=False,
-            )
         if max_tokens < 1 or temperature < 0:
             raise ValueError("max_tokens must be >= 1 and temperature >= 0")
         async with self._lock:
             return await asyncio.to_thread(
-                self._generate_blocking, list(messages), schema, max_tokens, temperature, seed
+                self._generate_blocking,
+                list(messages),
+                schema,
+                adapter,
+                max_tokens,
+                temperature,
+                seed,
             )
 
     async def warm_up(self, messages: Sequence[ChatMessage], schema: Mapping[str, Any]) -> None:
@@ -179,6 +213,7 @@ class LlamaCppEngine:
         self,
         messages: list[ChatMessage],
         schema: Mapping[str, Any],
+        adapter: str | None,
         max_tokens: int,
         temperature: float,
         seed: int | None,
@@ -187,10 +222,9 @@ class LlamaCppEngine:
             if self._closed:
                 raise EngineError("the llamacpp engine is closed", transient=False)
             started = time.perf_counter()
+            self._apply_adapter(adapter)
             constraint = self._constraint_for(schema)
-            prompt = self._llm.tokenize(
-                self._render(messages).encode("utf-8"), add_bos=True, special=True
-            )
+            prompt = self.prompt_tokens(messages)
             if len(prompt) + max_tokens > self._llm.n_ctx():
                 raise EngineError(
                     f"prompt ({len(prompt)} tokens) + max_tokens ({max_tokens}) exceeds "
@@ -218,8 +252,22 @@ class LlamaCppEngine:
                 latency_ms=(time.perf_counter() - started) * 1000.0,
                 engine=self.kind,
                 model=self.model,
+                adapter=adapter,
                 json_error=json_error,
             )
+
+    def _apply_adapter(self, adapter: str | None) -> None:
+        owner = self._adapters.apply(adapter)
+        if owner != self._prefix_owner:
+            # Keys and values in the cache were computed under other weights.
+            self._decoder.forget_prefix()
+            self._prefix_owner = owner
+
+    def _adapter_blocking(self, operation: Any, *args: Any) -> None:
+        with self._thread_lock:
+            if self._closed:
+                raise EngineError("the llamacpp engine is closed", transient=False)
+            operation(*args)
 
     def _forget_blocking(self) -> None:
         with self._thread_lock:
@@ -231,13 +279,13 @@ class LlamaCppEngine:
             if not self._closed:
                 self._closed = True
                 self._decoder.close()
+                self._adapters.close()  # adapters go before the model they belong to
                 self._llm.close()
 
     # --- the decoder seam --------------------------------------------------------------------
 
     def _constraint_for(self, schema: Mapping[str, Any]) -> object:
-        # Key order is kept (no sort_keys): it fixes the order the grammar emits properties in.
-        key = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+        key = schema_json(schema)
         constraint = self._constraints.get(key)
         if constraint is None:
             constraint = self._build_constraint(key)
@@ -266,24 +314,3 @@ class LlamaCppEngine:
         )
         self._last_decoded = decoded
         return decoded
-
-    def _chat_renderer(self) -> Callable[[Sequence[ChatMessage]], str]:
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            return render_chatml
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._special_text(self._llm.token_eos()),
-            bos_token=self._special_text(self._llm.token_bos()),
-        )
-
-        def render(messages: Sequence[ChatMessage]) -> str:
-            chat: list[Any] = list(messages)  # llama-cpp-python's message TypedDicts are wider
-            return str(formatter(messages=chat).prompt)
-
-        return render
-
-    def _special_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return str(self._llm.detokenize([token], special=True).decode("utf-8", errors="replace"))

@@ -15,7 +15,9 @@ Two request dialects for the schema constraint:
   envelope) as HTTP 500, which therefore map to a *transient* `EngineError`;
   `warm_up` at start-up is where such a misconfiguration shows.
 
-An adapter is selected SGLang's way, as the model name `"{model}:{adapter}"`.
+An adapter is selected SGLang's way, as the model name `"{model}:{adapter}"`. The OpenAI API
+has no call to load one: `load_adapter` and `unload_adapter` raise a non-transient
+`EngineError` (load adapters on the server itself, e.g. SGLang's `/load_lora_adapter`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
-from skiff_inference.engine import ChatMessage, Generation, TokenLogprob
+from skiff_inference.engine import ChatMessage, EngineError, Generation, TokenLogprob
 from skiff_inference.http_transport import bad_shape, make_client, request_json
 from skiff_inference.output import align_token_texts, parse_json_output, texts_from_pieces
 from skiff_inference.traced import propagate_trace_context
@@ -94,6 +97,21 @@ class OpenAICompatEngine:
             return self._parse(data, adapter=adapter, latency_ms=latency_ms)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise bad_shape(_WHAT, exc) from exc
+
+    async def load_adapter(self, name: str, path: str | Path) -> None:
+        """Not possible over the OpenAI API: raises a non-transient `EngineError`."""
+        raise EngineError(
+            f"the OpenAI-compatible engine cannot load adapters (asked to load {name!r} from "
+            f"{path}); load it on the server and pass adapter={name!r}",
+            transient=False,
+        )
+
+    async def unload_adapter(self, name: str) -> None:
+        """Not possible over the OpenAI API: raises a non-transient `EngineError`."""
+        raise EngineError(
+            f"the OpenAI-compatible engine cannot unload adapters (asked for {name!r})",
+            transient=False,
+        )
 
     async def warm_up(self, messages: Sequence[ChatMessage], schema: Mapping[str, Any]) -> None:
         """One one-token call: checks URL, key, model and schema, and primes the server's caches."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +37,8 @@ OPERATION = "chat"
 class TracedEngine:
     """An `Engine` that traces every call of the engine it wraps, and otherwise is that engine.
 
-    `inner` is the wrapped engine, for what is not part of the protocol (SGLang's `ready`,
-    adapter loading).
+    `inner` is the wrapped engine, for what is not part of the protocol (SGLang's `ready`).
+    Adapter loading and unloading are delegated as they are.
     """
 
     def __init__(
@@ -108,6 +109,14 @@ class TracedEngine:
             if span.is_recording():
                 _record_generation(span, generation, capture_content=self.capture_content)
             return generation
+
+    async def load_adapter(self, name: str, path: str | Path) -> None:
+        """The wrapped engine's, untraced (it is a deployment step, not a model call)."""
+        await self.inner.load_adapter(name, path)
+
+    async def unload_adapter(self, name: str) -> None:
+        """The wrapped engine's, untraced."""
+        await self.inner.unload_adapter(name)
 
     async def warm_up(self, messages: Sequence[ChatMessage], schema: Mapping[str, Any]) -> None:
         """Not traced: it runs at start-up, outside any trip."""
