@@ -21,6 +21,7 @@ Needs the `flywheel` extra: import this module only after `require_flywheel()`.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,13 +30,19 @@ from typing import cast
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch.nn import functional
-from transformers import PreTrainedModel
+from transformers import LlamaModel, PreTrainedModel
 
 from skiff_flywheel.training_config import TrainingConfig
 from skiff_flywheel.training_data import TrainingSequence
 
 # Below this, running the prefix separately saves less than it costs.
 MIN_SHARED_PREFIX = 8
+
+# transformers renamed `past_key_values` to `cache` during 5.x (the old name warns, and goes
+# in 5.40); the pin allows any 5.x, so use whichever this version's llama takes.
+_CACHE = (
+    "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
+)
 
 
 @dataclass(frozen=True)
@@ -88,15 +95,16 @@ def batch_loss(
     cache = None
     if shared:
         prefix = torch.tensor([batch[0].tokens[:shared]], dtype=torch.long, device=device)
-        cache = decoder(input_ids=prefix, use_cache=True).cache
+        output = decoder(input_ids=prefix, use_cache=True)
+        cache = output.cache if _CACHE == "cache" else output.past_key_values
         cache.batch_repeat_interleave(len(batch))
     positions = torch.arange(shared, shared + width, dtype=torch.long).expand(len(batch), -1)
     hidden = decoder(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
-        cache=cache,
         use_cache=cache is not None,
+        **{_CACHE: cache},
     ).last_hidden_state
     rows: list[int] = []
     columns: list[int] = []
