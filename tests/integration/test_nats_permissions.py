@@ -241,7 +241,7 @@ def test_only_the_registrys_metrics_consumer_and_the_flywheel_may_read_the_call_
 
 def test_who_may_write_the_call_log() -> None:
     """Workers their own domain's calls, the LLM tier any work's, the planner every domain's
-    accepted answers; the flywheel (its reader) nothing at all."""
+    accepted answers; the flywheel (its reader) nothing but its registry requests."""
     for identity in IDENTITIES:
         publish = identity.permissions().publish
         writes = {d for d in (*DOMAINS, "trains") if allowed(subjects.calls(d), publish)}
@@ -251,7 +251,11 @@ def test_who_may_write_the_call_log() -> None:
         }.get(identity.name, set())  # fmt: skip
         assert writes == expected, identity.name
     flywheel = BY_NAME["flywheel"].permissions().publish
-    assert not any(s.startswith(f"{subjects.PREFIX}.") for s in flywheel)
+    registry = f"{subjects.PREFIX}.registry."
+    assert [s for s in flywheel if s.startswith(f"{subjects.PREFIX}.")] == sorted(
+        f"{registry}{op}"
+        for op in ("get_history", "get_model", "get_series", "list_models", "register_model")
+    )
 
 
 def test_nobody_but_admin_manages_jetstream_and_no_inbox_is_shared() -> None:

@@ -331,9 +331,16 @@ CLI = Identity(
 
 FLYWHEEL = Identity(
     "flywheel",
-    "the conversion loop (`skiff flywheel export`, `curate`): reads the call log with ordered "
-    "consumers on `CALLS`; publishes nothing",
-    follow(subjects.STREAM_CALLS, lookup=False),
+    "the conversion loop (`skiff flywheel export`, `curate`, `run`): reads the call log with "
+    "ordered consumers on `CALLS`; asks the registry for its cards, history and series and "
+    "registers candidate versions; publishes nothing else",
+    follow(subjects.STREAM_CALLS, lookup=False)
+    | request(
+        *(
+            subjects.registry(op)
+            for op in ("register_model", "list_models", "get_model", "get_history", "get_series")
+        )
+    ),
 )
 
 ADMIN = Identity(
