@@ -290,24 +290,8 @@ EOF
   echo "$name: $kinds; its NATS users pass nats-server -t; $checked"
 done
 
-step "the chart once files/nats-permissions.json has a flywheel identity"
-# skiff_runtime.permissions is gaining a `flywheel` identity; until it lands, the chart renders
-# the training Job with an optional Secret reference. Simulate the identity (the cli's grants:
-# its shape is what matters here) and check that the Job then needs its own, rendered, Secret.
-FLY="$WORK/skiff-with-flywheel"
-cp -r "$CHART" "$FLY"
-"$BIN/python" - "$FLY/files/nats-permissions.json" <<'EOF'
-import json, sys
-table = json.load(open(sys.argv[1]))
-if not any(i["name"] == "flywheel" for i in table["identities"]):
-    [cli] = [dict(i) for i in table["identities"] if i["name"] == "cli"]
-    cli.update(name="flywheel", passwordVariable="SKIFF_NATS_PASSWORD_FLYWHEEL",
-               subscribe=["_INBOX.flywheel.>"], does="simulated by validate-deploy")
-    table["identities"].append(cli)
-    print("simulated the flywheel identity")
-json.dump(table, open(sys.argv[1], "w"))
-EOF
-"$BIN/helm" template skiff "$FLY" --namespace skiff -f helm/skiff/ci/flywheel-values.yaml \
+step "the flywheel identity: its Secret rendered and required by the training Job"
+"$BIN/helm" template skiff "$CHART" --namespace skiff -f helm/skiff/ci/flywheel-values.yaml \
   > "$WORK/with-flywheel.yaml"
 check_rendered "$WORK/with-flywheel.yaml" --flywheel-identity
 mkdir -p "$WORK/with-flywheel-nats"

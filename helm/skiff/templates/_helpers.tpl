@@ -67,12 +67,6 @@
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* Whether files/nats-permissions.json has the identity (.identity): "true" or "". */}}
-{{- define "skiff.hasNatsIdentity" -}}
-{{- $table := (.root.Files.Get "files/nats-permissions.json" | fromJson).identities -}}
-{{- range $table }}{{ if eq .name $.identity }}true{{ end }}{{ end -}}
-{{- end -}}
-
 {{/* The conversion loop ------------------------------------------------------------------ */}}
 
 {{/* The flywheel image: the Dockerfile's `flywheel` target, by default <image>:<tag>-flywheel. */}}
@@ -130,9 +124,7 @@ app.kubernetes.io/part-of: skiff
 
 {{/* Pieces of a service pod ----------------------------------------------------------- */}}
 
-{{/* Env every Skiff service gets: NATS URL and its identity's credentials, logs, OTel.
-optionalSecret: the identity's Secret may be missing (an identity files/nats-permissions.json
-does not have yet). */}}
+{{/* Env every Skiff service gets: NATS URL and its identity's credentials, logs, OTel. */}}
 {{- define "skiff.commonEnv" -}}
 - name: SKIFF_NATS_URL
   value: {{ include "skiff.natsUrl" .root | quote }}
@@ -143,9 +135,6 @@ does not have yet). */}}
     secretKeyRef:
       name: {{ include "skiff.natsSecretName" . }}
       key: password
-      {{- if .optionalSecret }}
-      optional: true
-      {{- end }}
 - name: SKIFF_LOG_FORMAT
   value: json
 - name: SKIFF_METRICS_PORT
