@@ -75,18 +75,17 @@ install_tools() {
   "$BIN/docker-compose" version
 }
 
-# check_rendered MANIFESTS [--flywheel-identity]: what the Kubernetes schemas cannot see.
+# check_rendered MANIFESTS: what the Kubernetes schemas cannot see.
 #  - every NATS user Secret a pod needs (a non-optional secretKeyRef) is rendered;
 #  - with the flywheel on: the training Job (or CronJob) runs `skiff flywheel run` as the
 #    `flywheel` NATS user with --workdir under the adapters volume, which it mounts read-write,
 #    offline (HF_HUB_OFFLINE=1), non-root on a read-only root filesystem; every worker and
 #    SGLang mount the same claim read-only at the same path (cards name adapters by path);
-#  - --flywheel-identity: the Job's NATS Secret is required and rendered.
+#    the Job's NATS Secret is required and rendered.
 check_rendered() {
   "$BIN/python" - "$@" <<'EOF'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-with_identity = "--flywheel-identity" in sys.argv
 secrets = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
 def pod_spec(d):
     if d["kind"] in ("Deployment", "StatefulSet", "Job"):
@@ -137,8 +136,7 @@ if trainers or mounted:
             value = env[variable]["value"]
             assert any(value == w or value.startswith(w + "/") for w in writable), variable
         ref = env["SKIFF_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
-        if with_identity:
-            assert not ref.get("optional") and ref["name"] in secrets, ref
+        assert not ref.get("optional") and ref["name"] in secrets, ref  # its identity's Secret
         if "nvidia.com/gpu" in c["resources"].get("limits", {}):
             assert spec.get("nodeSelector") and spec.get("tolerations"), f"{name}: GPU unscheduled"
         said.append(f"{name} ({task}{', GPU' if 'nvidia.com/gpu' in c['resources'].get('limits', {}) else ''}) writes {path}")
@@ -289,22 +287,6 @@ EOF
     || "$ROOT/.venv/bin/nats-server" -t -c "$WORK/$name-nats/nats.conf"
   echo "$name: $kinds; its NATS users pass nats-server -t; $checked"
 done
-
-step "the flywheel identity: its Secret rendered and required by the training Job"
-"$BIN/helm" template skiff "$CHART" --namespace skiff -f helm/skiff/ci/flywheel-values.yaml \
-  > "$WORK/with-flywheel.yaml"
-check_rendered "$WORK/with-flywheel.yaml" --flywheel-identity
-mkdir -p "$WORK/with-flywheel-nats"
-"$BIN/python" - "$WORK/with-flywheel.yaml" "$WORK/with-flywheel-nats/auth.conf" <<'EOF'
-import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-[auth] = [d for d in docs if d["kind"] == "Secret" and "auth.conf" in d.get("stringData", {})]
-open(sys.argv[2], "w").write(auth["stringData"]["auth.conf"])
-EOF
-printf 'jetstream: enabled\ninclude ./auth.conf\n' > "$WORK/with-flywheel-nats/nats.conf"
-"$ROOT/.venv/bin/nats-server" -t -c "$WORK/with-flywheel-nats/nats.conf" >/dev/null 2>&1 \
-  || "$ROOT/.venv/bin/nats-server" -t -c "$WORK/with-flywheel-nats/nats.conf"
-echo "its NATS users pass nats-server -t"
 
 step "wrong values are refused"
 refused() {  # refused WHY HELM-ARGS...: the chart must not render with these values
