@@ -16,26 +16,29 @@ from pydantic import BaseModel
 from skiff_contracts import subjects
 from skiff_contracts.registry import REGISTRY_REPLY, AnswerAccepted, CallRecord, ListSchemas
 from skiff_registry.app import create_app
+from skiff_registry.gates import Gates
 from skiff_registry.settings import RegistrySettings
 from skiff_runtime.nats_server import NatsServer
 
 
-def registry_settings(server: NatsServer) -> RegistrySettings:
+def registry_settings(server: NatsServer, gates: Gates | None = None) -> RegistrySettings:
     """Short buckets and a fast ticker, so points and windows show within a test."""
     return RegistrySettings(
-        nats_url=server.url, metrics_window_s=600, metrics_bucket_s=10, snapshot_every_s=0.5
-    )
+        nats_url=server.url, metrics_window_s=600, metrics_bucket_s=10, snapshot_every_s=0.5,
+        rollout=gates or Gates(),
+    )  # fmt: skip
 
 
 class RunningRegistry:
     """The registry app, stopped and started again like its process would be."""
 
-    def __init__(self, server: NatsServer) -> None:
+    def __init__(self, server: NatsServer, gates: Gates | None = None) -> None:
         self.server = server
+        self.gates = gates
         self.app: FastStream | None = None
 
     async def start(self) -> None:
-        self.app, broker = create_app(registry_settings(self.server))
+        self.app, broker = create_app(registry_settings(self.server, self.gates))
         await self.app.start()
         # Ready means answering: right after a restart in the same process, nats-server can
         # still answer the first request "no responders" although the new subscriptions are

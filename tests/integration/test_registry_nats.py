@@ -21,6 +21,7 @@ from skiff_contracts.registry import (
     Ack,
     AnswerAccepted,
     CallRecord,
+    Evaluation,
     GetHistory,
     GetModel,
     GetSeries,
@@ -36,6 +37,7 @@ from skiff_contracts.registry import (
     Series,
     TaskAliases,
 )
+from skiff_registry.gates import Gates
 from skiff_runtime.jetstream import REGISTRY_CALLS, STREAM_DLQ, dlq_subject
 from skiff_runtime.nats_server import NatsServer
 from tests.fakes.registry import accepted, call, registration
@@ -324,3 +326,47 @@ async def test_restarts_of_the_registry_and_of_nats_lose_nothing(
         return metrics is not None and metrics.total.calls == 1
 
     await eventually(recorded, timeout=30)
+
+
+async def test_automatic_rollout_moves_a_winner_and_rolls_back_a_regressing_canary(
+    nats_server: NatsServer, fresh_layout: Client
+) -> None:
+    """The real registry app deciding on its ticker from call records on the real stream."""
+    nc = fresh_layout
+    gates = Gates(every_s=0.3, shadow_min_calls=3, canary_min_calls=3, canary_share=0.5)
+    running = RunningRegistry(nats_server, gates)
+    await running.start()
+    try:
+        await ask(nc, registration(version="1"))
+        evaluation = Evaluation(
+            dataset_id="flights.extract@test", metrics={"slot_accuracy": 0.7},
+            baseline_model=V1, baseline_metrics={"slot_accuracy": 0.5},
+        )  # fmt: skip
+        challenger = registration(version="2")
+        card = challenger.card.model_copy(update={"rollout": "auto", "evaluations": (evaluation,)})
+        await ask(nc, challenger.model_copy(update={"card": card}))
+        now = datetime.now(UTC)
+        await publish_calls(nc, [call(V1, n, at=now) for n in range(1, 11)])
+
+        async def status_is(wanted: str) -> bool:
+            view = await ask(nc, GetModel(model_id=V2))
+            return isinstance(view, ModelView) and view.card.status == wanted
+
+        await eventually(lambda: status_is("shadow"))  # the offline gain
+        await publish_calls(nc, [call(V2, n, shadow=True, at=now) for n in range(1, 4)])
+        await eventually(lambda: status_is("canary"))
+        view = await ask(nc, GetModel(model_id=V2))
+        assert view.card.canary_share == 0.5
+        bad = [call(V2, n, valid=False, reason="schema_invalid", at=now) for n in range(11, 14)]
+        await publish_calls(nc, bad)
+        await eventually(lambda: status_is("candidate"))
+        view = await ask(nc, GetModel(model_id=V2))
+        assert view.card.rollout == "halted"
+        history = await ask(nc, GetHistory(task=TASK))
+        automatic = [(m.status, m.action) for m in history.moves if m.who == "rollout"]
+        assert automatic == [("shadow", "promote"), ("canary", "promote"),
+                             ("candidate", "rollback")]  # fmt: skip
+        aliases = (await ask(nc, ListModels(task=TASK))).aliases
+        assert aliases == (TaskAliases(task=TASK, champion=V1),)
+    finally:
+        await running.stop()
