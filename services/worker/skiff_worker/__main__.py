@@ -56,29 +56,29 @@ async def main() -> None:
         make_extractor=extractor_factory(engine, settings.domain, settings.prices),
     )
 
-    async def beat() -> bool:
-        """One heartbeat; False once this worker's own version is retired."""
+    own_retired = False
+
+    async def beat() -> None:
+        """Heartbeat every version served, serve what the registry routes to this base model,
+        and stop taking the worker's own version's work once it is retired."""
+        nonlocal own_retired
         for model_id in list(domain_worker.versions):
             await registry.heartbeat(model_id)
-        cards = await registry.cards(card.task)
-        if cards is not None:
+        if (cards := await registry.cards(card.task)) is not None:
             await adapters.reconcile(cards)
+        if own_retired:
+            return
         current = await registry.heartbeat(card.model_id)
         if current is not None and current.status == "retired":
+            own_retired = True
             log.warning("model version retired: no more extractions", model=card.model_id)
             await worker.model_subscriber.stop()
-            return False
-        return True
 
     async def heartbeat() -> None:
-        serving = True
         while True:
             await asyncio.sleep(settings.heartbeat_s)
             try:
-                if serving:
-                    serving = await beat()
-                elif (cards := await registry.cards(card.task)) is not None:
-                    await adapters.reconcile(cards)
+                await beat()
             except Exception as error:  # a missed beat must not end the heartbeat
                 log.warning("heartbeat failed", model=card.model_id, error=repr(error))
 
@@ -91,8 +91,7 @@ async def main() -> None:
 
     @worker.app.after_startup
     async def serve_adapters_and_beat() -> None:  # subscribing needs the running broker
-        if (cards := await registry.cards(card.task)) is not None:
-            await adapters.reconcile(cards)
+        await beat()
         beating.append(asyncio.create_task(heartbeat()))
 
     try:
