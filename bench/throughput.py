@@ -6,6 +6,12 @@ of inference and the machine can do at most `cores / t` trips per second. The ac
 is a closed loop of `c` concurrent clients, each submitting its next trip when the last one
 finishes, through the real local stack (planner, four workers, inventory, registry, NATS).
 Both are measured in this run; the ratio is what the table reports.
+
+Where the time goes: at each level, the CPU seconds every process of the stack used (from
+/proc, user + system) while the level ran, as shares of the machine's capacity over the
+level's wall time (cores × seconds): the workers' inference, the planner (its router embeds
+every clause), the LLM tier, the inventory, the registry, nats-server, and what was left
+idle. A profile by process, cheap enough to take on every run.
 """
 
 from __future__ import annotations
@@ -84,6 +90,33 @@ async def one_trip(client: SkiffClient, index: int) -> tuple[float, str]:
     return time.perf_counter() - started, state
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def processes(running: stack.Stack) -> dict[str, int | None]:
+    named = {s.name: s.pid for s in running.services}
+    return {**named, "nats-server": running.nats_pid}
+
+
+def cpu_shares(
+    before: dict[str, float], after: dict[str, float], elapsed: float, cores: int
+) -> dict[str, float]:
+    """Each process's CPU over the level as a share of cores × wall time; and `idle`."""
+    capacity = cores * elapsed
+    shares = {name: round((after[name] - before[name]) / capacity, 3) for name in before}
+    shares["idle"] = round(max(0.0, 1 - sum(shares.values())), 3)
+    return shares
+
+
 async def closed_loop(url: str, concurrency: int, trips: int, first: int) -> dict[str, Any]:
     latencies: list[float] = []
     states: list[str] = []
@@ -106,6 +139,7 @@ async def closed_loop(url: str, concurrency: int, trips: int, first: int) -> dic
         "p95_trip_s": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2),
         "completed": states.count("completed"),
         "outcomes": dict(sorted(Counter(states).items())),
+        "elapsed_s": elapsed,
     }
 
 
@@ -122,9 +156,15 @@ def run(levels: tuple[int, ...] = (1, 4, 8), trips_per_level: int = 8) -> dict[s
         running = stack.up(Path(tmp), threads=1)
         try:
             first = 0
+            pids = processes(running)
             for level in levels:
                 trips = max(level, trips_per_level)
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 result = asyncio.run(closed_loop(running.nats_url, level, trips, first))
+                after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                report[f"c{level}_cpu_shares"] = cpu_shares(
+                    before, after, result["elapsed_s"], cores
+                )
                 first += trips
                 report[f"c{level}_trips_per_s"] = round(result["trips_per_s"], 4)
                 report[f"c{level}_over_ceiling"] = round(result["trips_per_s"] / ceiling, 3)
