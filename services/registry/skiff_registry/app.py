@@ -178,6 +178,13 @@ def create_app(settings: RegistrySettings) -> tuple[FastStream, NatsBroker]:
             stream=REGISTRY_CALLS.stream,
             inbox_prefix=pull_inbox(settings, SERVICE),
         )
+        try:
+            await fetch_forever(pull, recorder)
+        finally:  # a subscription left behind makes the connection's drain wait out its 30 s
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
+
+    async def fetch_forever(pull: Any, recorder: MetricsRecorder) -> None:
         while True:
             try:
                 batch = await pull.fetch(batch=settings.calls_batch, timeout=1.0)
