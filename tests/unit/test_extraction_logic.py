@@ -20,6 +20,18 @@ from skiff_extraction.scoring import SlotScore, matches
 from skiff_inference.engine import TokenLogprob
 
 
+def test_values_late_in_a_long_request_are_supported() -> None:
+    """Evidence reads the whole request, not the first 200 characters a name lookup reads."""
+    long = "I have a lot to tell you about this trip before the details. " * 4
+    text = f"{long}So: fly me from Denver to Boston on the 14th, 2 of us, business class."
+    assert len(long) > 200
+    draft = FlightsDraft(
+        origin="Denver", destination="Boston", departure_date="the 14th", passengers=2,
+        seating_class="business",
+    )  # fmt: skip
+    assert unsupported_fields(draft, text) == ()
+
+
 def test_values_copied_from_worked_examples_are_unsupported() -> None:
     text = "I am leaving to Sydney, NSW on 13th of this month from LAX."
     draft = FlightsDraft(

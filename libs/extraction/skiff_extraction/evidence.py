@@ -17,9 +17,13 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 
 from skiff_contracts.domains import FlightsDraft
+from skiff_contracts.messages import MAX_REQUEST_CHARS
 from skiff_travel.grounding import Ambiguous, Grounded, ground_city, ground_country
 from skiff_travel.text import normalize_key
 
+# A request, and what the LLM tier may append to it (the trip's other steps): evidence is
+# looked for in all of it, not in the first characters a name lookup reads.
+REQUEST_LIMIT = 2 * MAX_REQUEST_CHARS
 PLACE_FIELDS = frozenset({"origin", "destination", "location", "pickup_city"})
 DATE_FIELDS = frozenset({
     "departure_date", "return_date", "check_in_date", "check_out_date", "pickup_date",
@@ -125,7 +129,7 @@ def supported(field: str, value: object, raw_text: str) -> bool:
         if field in COUNT_UNITS:
             return _count_supported(float(value), COUNT_UNITS[field], raw_text.casefold())
         return float(value) in _numbers_in(raw_text.casefold())
-    text = normalize_key(raw_text[:4000])
+    text = normalize_key(raw_text, REQUEST_LIMIT)
     if isinstance(value, bool):
         return any(_phrase_in(cue, text) for cue in CUES.get(field, (field,)))
     key = normalize_key(str(value))
@@ -156,7 +160,7 @@ def unsupported_fields(draft: BaseModel, text: str) -> tuple[str, ...]:
     JSON object or tag is the injection speaking, not the user.
     """
     text = _INJECTED.sub(" ", text)
-    normalized = normalize_key(text[:4000])
+    normalized = normalize_key(text, REQUEST_LIMIT)
     uses: dict[str, int] = {}
     out = []
     for name, value in draft:
@@ -252,7 +256,7 @@ def reassigned_roles(draft: FlightsDraft, text: str) -> FlightsDraft:
     Small models mix up the two slots; a place whose cue says the other slot moves there
     (the two swap when both are contradicted). Places without a clear cue stay as they are.
     """
-    normalized = normalize_key(text[:4000])
+    normalized = normalize_key(text, REQUEST_LIMIT)
     origin, destination = draft.origin, draft.destination
     origin_role = _role(normalize_key(origin or ""), normalized)
     destination_role = _role(normalize_key(destination or ""), normalized)
