@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skiff_flywheel.artifacts import MANIFEST, file_sha256
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "sgd-train"
 SKIFF = Path(sys.executable).parent / "skiff"
@@ -45,9 +47,10 @@ def one_domain(domain: str, work: Path, train: int, evaluate: int, epochs: int) 
           "--output", str(folder / "adapter"), "--limit", str(train), "--epochs", str(epochs),
           "--share-prefix", "--resume")  # fmt: skip
     train_wall = time.perf_counter() - started
-    skiff("flywheel", "evaluate", "--task", task, "--dataset", str(folder / "dataset"),
-          "--candidate", str(folder / "adapter"), "--limit", str(evaluate),
-          "--output", str(folder / "evaluation.json"))  # fmt: skip
+    if not _evaluated(folder, evaluate):
+        skiff("flywheel", "evaluate", "--task", task, "--dataset", str(folder / "dataset"),
+              "--candidate", str(folder / "adapter"), "--limit", str(evaluate),
+              "--output", str(folder / "evaluation.json"))  # fmt: skip
     record = json.loads((folder / "adapter" / "training.json").read_text())
     report = json.loads((folder / "evaluation.json").read_text())
     manifest = json.loads((folder / "dataset" / "manifest.json").read_text())
@@ -63,6 +66,17 @@ def one_domain(domain: str, work: Path, train: int, evaluate: int, epochs: int) 
                        "base": report["metrics"]["baseline"],
                        "fine_tuned": report["metrics"]["candidate"]},
     }  # fmt: skip
+
+
+def _evaluated(folder: Path, examples: int) -> bool:
+    """A finished evaluation of this adapter on this many examples (a rerun picks up there)."""
+    report_path = folder / "evaluation.json"
+    if not report_path.exists():
+        return False
+    report = json.loads(report_path.read_text())
+    adapter_sha = report["contenders"]["candidate"]["adapter_sha256"]
+    manifest_sha = file_sha256(folder / "adapter" / MANIFEST)
+    return bool(report["examples"] == examples and adapter_sha == manifest_sha)
 
 
 def _f(value: float | None) -> str:
