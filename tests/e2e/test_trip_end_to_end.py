@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from skiff_cli import stack
 from skiff_cli.client import SkiffClient, SubmitError
 from skiff_cli.flywheel_cli import flywheel_app
+from skiff_cli.main import STILL_RUNNING, app
 from skiff_contracts import subjects
 from skiff_contracts.domains import FlightsRequest, HotelsRequest
 from skiff_contracts.events import (
@@ -168,6 +169,21 @@ async def test_an_ambiguous_city_asks_the_user_and_the_answer_books_it(
     assert answer.params["location_iata"] == "SPI"
     llm = [r for r in log if isinstance(r, CallRecord) and r.tier == "llm"]
     assert llm and all((r.task, r.step) == ("hotels.extract", "hotels.resolve") for r in llm)
+
+
+async def test_skiff_trip_waiting_on_a_question_ends_cleanly_at_its_timeout(
+    running_stack: stack.Stack,
+) -> None:
+    """Without a terminal `skiff trip` says how to answer, waits, and at --timeout says the
+    trip goes on (exit 3), instead of a traceback."""
+    args = ["trip", "I need a one-way flight on 18 March, 1 passenger.",
+            "--reference-date", "2026-03-01", "--timeout", "60",
+            "--nats-url", running_stack.nats_url]  # fmt: skip
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == STILL_RUNNING, result.output
+    assert "question:" in result.output and "answer with: skiff answer trip-" in result.output
+    assert "did not finish within 60 s" in result.output
+    assert isinstance(result.exception, SystemExit), result.exception
 
 
 @pytest.mark.parametrize("text", ["", "x" * 5000])

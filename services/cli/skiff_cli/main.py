@@ -45,6 +45,8 @@ app.add_typer(streams_app, name="streams")
 app.add_typer(registry_app, name="registry")
 app.add_typer(flywheel_app, name="flywheel")
 console = Console(stderr=False)
+errors = Console(stderr=True)
+STILL_RUNNING = 3  # `skiff trip`'s exit status when --timeout passes before the trip ends
 
 DEMO_TRIP = (
     "Fly me from Boston to Denver on 12 March, back on the 16th, 2 adults. "
@@ -80,15 +82,22 @@ async def _follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s:
                 console.print(f"[red]rejected:[/] {error}")
             return 2
         finished: TripFinished | None = None
-        async for event in client.events(accepted.trip_id, timeout_s=timeout_s):
-            if as_json:
-                print(event.model_dump_json(), flush=True)
-            else:
-                print_event(console, event)
-            if isinstance(event, TripNeedsInput) and not as_json:
-                await ask_user(client, accepted.trip_id)
-            if isinstance(event, TripFinished):
-                finished = event
+        try:
+            async for event in client.events(accepted.trip_id, timeout_s=timeout_s):
+                if as_json:
+                    print(event.model_dump_json(), flush=True)
+                else:
+                    print_event(console, event)
+                if isinstance(event, TripNeedsInput) and not as_json:
+                    await ask_user(client, accepted.trip_id)
+                if isinstance(event, TripFinished):
+                    finished = event
+        except TimeoutError:
+            errors.print(
+                f"[yellow]still running:[/] {accepted.trip_id} did not finish within "
+                f"{timeout_s:g} s; the trip goes on: skiff status {accepted.trip_id}"
+            )
+            return STILL_RUNNING
         return 0 if finished is not None and finished.state == "completed" else 1
 
 
@@ -115,7 +124,10 @@ def trip(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the trip to finish")] = 600.0,
     nats_url: NatsUrl = None,
 ) -> None:
-    """Submit a trip request, show each step as it happens, print the itinerary."""
+    """Submit a trip request, show each step as it happens, print the itinerary.
+
+    Exit status: 0 booked, 1 finished otherwise, 2 rejected, 3 still running at --timeout.
+    """
     fields: dict[str, object] = {"text": text}
     if reference_date:
         fields["reference_date"] = date.fromisoformat(reference_date)
