@@ -11,11 +11,14 @@ import pytest
 
 from skiff_contracts.registry import ModelCard
 from skiff_extraction.pipeline import Extractor
+from skiff_extraction.pricing import HOSTED_8B
 from skiff_flywheel.artifacts import AdapterError, adapter_path
+from skiff_inference.engine import Generation
 from skiff_worker.versions import AdapterVersions, Fleet, extractor_factory, plan
 from tests.fakes.registry import registration
 
 OWN = "flights.extract/smollm2@1"
+PRICES = {"base": HOSTED_8B}  # the worker's base model is priced, its adapters are not
 FLEET = Fleet("flights.extract", "HuggingFaceTB/SmolLM2-135M-Instruct", "llamacpp", OWN)
 
 
@@ -124,7 +127,7 @@ async def test_reconcile_loads_the_adapter_warms_it_and_subscribes_then_drops_it
     adapters = AdapterVersions(
         engine=engine,  # type: ignore[arg-type]
         fleet=FLEET, versions=versions, subscribe=subscribe, unsubscribe=unsubscribe,
-        make_extractor=extractor_factory(engine, "flights", {}),  # type: ignore[arg-type]
+        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
     )  # fmt: skip
     await adapters.reconcile([card])
     assert engine.loaded == {card.slug: tmp_path / "v2" / "adapter.gguf"}
@@ -134,6 +137,10 @@ async def test_reconcile_loads_the_adapter_warms_it_and_subscribes_then_drops_it
     assert (served.prompt_version, served.adapter, served.confidence_threshold) == (
         "ft1", card.slug, -0.5,
     )  # fmt: skip
+    generation = Generation(value={}, raw="{}", tokens_in=1_000_000, tokens_out=0,
+                            token_logprobs=(), latency_ms=1.0, engine="llamacpp",
+                            model="m", adapter=card.slug)  # fmt: skip
+    assert served._call(generation).cost_usd == 0.02  # an adapter pays its base model's rate
 
     await adapters.reconcile([card])  # already served: nothing again
     assert subscribed == [card.model_id] and len(engine.calls) == 1
@@ -153,7 +160,7 @@ async def test_a_version_that_cannot_be_served_is_reported_and_retried(tmp_path:
     adapters = AdapterVersions(
         engine=engine,  # type: ignore[arg-type]
         fleet=FLEET, versions=versions, subscribe=nothing, unsubscribe=nothing,
-        make_extractor=extractor_factory(engine, "flights", {}),  # type: ignore[arg-type]
+        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
     )  # fmt: skip
     await adapters.reconcile([card])
     assert versions == {} and "cannot load" in adapters.failures[card.model_id]

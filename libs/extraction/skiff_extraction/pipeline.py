@@ -41,6 +41,7 @@ class ModelIdentity:
     name: str
     version: str
     tier: Tier = "slm"
+    priced_as: str | None = None  # the price-table id, when not `name` (an adapter's base)
 
 
 @dataclass
@@ -81,7 +82,10 @@ class Extractor:
             tokens_out=generation.tokens_out,
             latency_ms=generation.latency_ms,
             cost_usd=price(
-                self.identity.name, generation.tokens_in, generation.tokens_out, self.prices
+                self.identity.priced_as or self.identity.name,
+                generation.tokens_in,
+                generation.tokens_out,
+                self.prices,
             ),
         )
 

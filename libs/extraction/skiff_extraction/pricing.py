@@ -9,8 +9,10 @@ The defaults are hosted list prices (DeepInfra, 2024–26, per 1M tokens, as col
   tier (`llm-standin`, the bundled SmolLM2 behind an OpenAI-compatible server) is priced as
   the 70B model it stands in for.
 
-A model missing from the table costs 0.0: an unpriced model is one you own and run. Services
-carry the table in their settings (`SKIFF_PRICES`), so a real deployment adds its own ids.
+A model missing from the table costs 0.0: an unpriced model is one you own and run. An
+adapter version the table does not name is priced as the worker's base model it runs on.
+Services carry the table in their settings (`SKIFF_PRICES`), so a real deployment adds its
+own ids.
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ async def main() -> None:
         versions=domain_worker.versions,
         subscribe=worker.subscribe_version,
         unsubscribe=worker.unsubscribe_version,
-        make_extractor=extractor_factory(engine, settings.domain, settings.prices),
+        make_extractor=extractor_factory(
+            engine, settings.domain, settings.prices, settings.model_name
+        ),
     )
 
     own_retired = False

@@ -114,15 +114,18 @@ class AdapterVersions:
 
 
 def extractor_factory(
-    engine: Engine, domain: Domain, prices: Mapping[str, ModelPrice]
+    engine: Engine, domain: Domain, prices: Mapping[str, ModelPrice], base_name: str
 ) -> Callable[[ModelCard], Extractor]:
-    """How a card becomes an Extractor: its identity, prompt, threshold and adapter."""
+    """How a card becomes an Extractor: its identity, prompt, threshold and adapter. An
+    adapter version runs on the worker's base model, so unless the price table names it, it
+    costs what `base_name` costs."""
 
     def make(card: ModelCard) -> Extractor:
+        priced_as = card.name if card.name in prices else base_name
         return Extractor(
             engine=engine,
             domain=domain,
-            identity=ModelIdentity(name=card.name, version=card.version),
+            identity=ModelIdentity(name=card.name, version=card.version, priced_as=priced_as),
             confidence_threshold=card.confidence_threshold,
             prompt_version=card.prompt_version,
             adapter=card.slug,
