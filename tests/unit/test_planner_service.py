@@ -266,6 +266,35 @@ async def test_a_missing_value_becomes_a_question_and_the_answer_resumes_the_tri
     assert trip.record.state == "holding"
 
 
+async def test_only_the_domain_the_answer_settled_counts_as_handled_by_the_user() -> None:
+    trip = Trip("flights", "hotels")
+    await trip.submit()
+    call = ModelCall(tier="slm", engine="llamacpp", model="small", version="1", tokens_in=500,
+                     tokens_out=70, cost_usd=0.00001)  # fmt: skip
+    flights, hotels = trip.sent(ExtractTask)
+    partial = FlightsRequest(destination="Denver", departure_date=date(2026, 3, 12))
+    for task, params in ((flights, partial), (hotels, PARAMS["hotels"])):
+        await trip.planner.on_result(
+            Extracted(trip_id=trip.trip_id, step=task.step, domain=task.domain, params=params,
+                      call=call)
+        )  # fmt: skip
+    assert trip.record.state == "needs_input"
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."))
+    (again,) = trip.sent(ExtractTask)[2:]  # only the flight is asked again
+    await trip.planner.on_result(
+        Extracted(trip_id=trip.trip_id, step=again.step, domain="flights",
+                  params=PARAMS["flights"], call=call)
+    )  # fmt: skip
+    for task in trip.sent(HoldTask):
+        await trip.hold(task)
+    for task in trip.sent(ConfirmTask):
+        await trip.confirm(task)
+    finished = trip.finished()
+    assert finished.state == "completed" and finished.accounting is not None
+    assert finished.accounting.handled_by == {"flights": "user", "hotels": "slm"}
+    assert {i.domain: i.handled_by for i in finished.itinerary} == finished.accounting.handled_by
+
+
 async def test_an_unanswered_question_expires_the_trip() -> None:
     trip = Trip("flights")
     await trip.submit()

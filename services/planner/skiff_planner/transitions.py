@@ -324,6 +324,15 @@ def settled_step(change: Change, domain: Domain) -> StepRecord | None:
     return None
 
 
+def handled_by(step: StepRecord) -> Literal["slm", "llm", "user"]:
+    """Who settled a domain: the user when the command that settled it carried the user's
+    answers, else the tier that answered it."""
+    if step.answers:
+        return "user"
+    call = step.result.call if isinstance(step.result, Extracted) else None
+    return call.tier if call else ("llm" if step.operation == "resolve" else "slm")
+
+
 def settled(change: Change, domain: Domain) -> Extracted | None:
     """The domain's accepted extraction: the LLM tier's when it resolved the step."""
     step = settled_step(change, domain)
@@ -380,9 +389,9 @@ def accounting(change: Change) -> Accounting:
     all_llm = sum(c.tokens_in * price_in + c.tokens_out * price_out for c in calls) / 1e6
     handled: dict[Domain, Literal["slm", "llm", "user"]] = {}
     for domain in change.record.domains:
-        found = settled(change, domain)
-        if found is not None and found.call is not None:
-            handled[domain] = "user" if change.get("answers") else found.call.tier
+        step = settled_step(change, domain)
+        if step is not None and isinstance(step.result, Extracted) and step.result.call:
+            handled[domain] = handled_by(step)
     reasons: dict[str, int] = {}
     for reason in change.get("escalations"):
         reasons[reason] = reasons.get(reason, 0) + 1
@@ -657,7 +666,7 @@ def accepted(change: Change, domain: Domain) -> AnswerAccepted | None:
     command = subjects.command_id(record.trip_id, step.name, step.attempt)
     return accepted_answer(
         trip_id=record.trip_id, domain=domain, answer=found,
-        answered_by="user" if step.answers else tier, model_id=model_id,
+        answered_by=handled_by(step), model_id=model_id,
         call_record_id=call_record_id(command, max(0, call.calls - 1) if call else 0),
         text_parts=parts, reference_date=record.request.reference_date,
     )  # fmt: skip
@@ -729,15 +738,13 @@ def advance_confirming(change: Change) -> None:
 
 
 def _item(change: Change, domain: Domain, params: Request) -> ItineraryItem:
-    found = settled(change, domain)
-    assert found is not None
-    call = found.call
-    by: Literal["slm", "llm", "user"] = (
-        "user" if change.get("answers") else (call.tier if call else "slm")
-    )
+    step = settled_step(change, domain)
+    assert step is not None and isinstance(step.result, Extracted)
+    found = step.result
     return ItineraryItem(
-        domain=domain, params=params, handled_by=by, confidence=found.confidence, call=call
-    )
+        domain=domain, params=params, handled_by=handled_by(step), confidence=found.confidence,
+        call=found.call,
+    )  # fmt: skip
 
 
 def advance_compensation(change: Change) -> None:
