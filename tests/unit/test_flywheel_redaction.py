@@ -18,6 +18,7 @@ from skiff_contracts.messages import (
     ModelCall,
     NeedsEscalation,
     ResolveTask,
+    parts_of,
 )
 from skiff_contracts.problems import Problem
 from skiff_contracts.registry import AnswerAccepted, CallRecord
@@ -121,20 +122,28 @@ def test_no_corpus_value_leaves_in_any_call_log_record(row: dict[str, Any]) -> N
             assert not leaked, f"{type(record).__name__} carries {value!r}: {leaked}"
 
 
-def test_a_sign_off_before_the_users_answer_is_a_known_miss_of_the_domain_workers() -> None:
-    """A worker gets the request and the user's answers as one text, so a sign-off that ended
-    the request no longer ends the text. The planner redacts the parts (its accepted answer);
-    the worker's record of the call made after the answer does not know them. Pinned: a fix
-    is a change to record."""
+def test_a_sign_off_before_the_users_answer_is_caught_in_every_record_of_the_step() -> None:
+    """A worker gets the request and the user's answers joined in one text, so a sign-off
+    that ended the request no longer ends the text; the task also carries the parts, and
+    every record redacts each part on its own (the worker's and the LLM tier's call, the
+    accepted answer)."""
     text = "Need a hotel in Sacramento from the 3rd to the 6th. Thanks, Rachel"
-    task = ExtractTask(trip_id="t", step="hotels.extract", domain="hotels",
-                       text=f"{text} In March.", reference_date="2026-03-01")  # fmt: skip
+    joined = f"{text} In March."
+    assert "Rachel" in redact(joined).text  # what one text would leak
+    task = ExtractTask(trip_id="t", step="hotels.extract", domain="hotels", text=joined,
+                       text_parts=(text, "In March."), reference_date="2026-03-01")  # fmt: skip
     call = ModelCall(tier="slm", engine="e", model="m", version="1")
     reply = NeedsEscalation(
         trip_id="t", step=task.step, domain="hotels", reason="ungrounded", call=call
     )
     record = call_record(task, reply, "m")
-    assert record is not None and "Rachel" in (record.input_text or "")
+    assert record is not None and record.input_text is not None
+    assert "Rachel" not in record.input_text and record.input_text.endswith("In March.")
+    resolve = ResolveTask(trip_id="t", step="hotels.resolve", domain="hotels", text=joined,
+                          text_parts=task.text_parts, reference_date="2026-03-01",
+                          reason="ungrounded")  # fmt: skip
+    (llm,) = candidate_records(resolve, [reply], parts_of(resolve), "llm/big@1")
+    assert llm.input_text is not None and "Rachel" not in llm.input_text
     answer = Extracted(
         trip_id="t", step=task.step, domain="hotels", params=HotelsRequest(location="Sacramento"),
         call=reply.call,

@@ -75,12 +75,20 @@ SUBMIT_REPLY: TypeAdapter[TripAccepted | SubmitRejected] = TypeAdapter(SubmitRep
 # --- commands to workers ---------------------------------------------------------------------
 
 
+TextParts = Annotated[
+    tuple[str, ...],
+    Field(description="`text` in its parts, joined by spaces: the request, then each of the "
+          "user's answers (the call log redacts each on its own); empty: `text` is one part"),
+]  # fmt: skip
+
+
 class ExtractTask(Envelope):
     """Ask a domain worker to turn the request text into a grounded domain request."""
 
     kind: Literal["extract"] = "extract"
     domain: Domain
     text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    text_parts: TextParts = ()
     reference_date: date
     model_id: str | None = Field(default=None, description="the model version routed to")
     shadow: bool = Field(default=False, description="a mirrored copy whose answer is not used")
@@ -124,12 +132,18 @@ class ResolveTask(Envelope):
     kind: Literal["resolve"] = "resolve"
     domain: Domain | None
     text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    text_parts: TextParts = ()
     reference_date: date
     reason: EscalationReason
     attempt: dict[str, Any] | None = None
     errors: tuple[Problem, ...] = ()
     known: dict[Domain, DomainRequest] = Field(default_factory=dict)
     unsupported: tuple[str, ...] = Field(default=(), description="for no_model: what was asked")
+
+
+def parts_of(task: ExtractTask | ResolveTask) -> tuple[str, ...]:
+    """The parts of a task's text (the whole text when it was sent as one)."""
+    return task.text_parts or (task.text,)
 
 
 AnyTask = ExtractTask | HoldTask | ConfirmTask | CancelTask | ResolveTask

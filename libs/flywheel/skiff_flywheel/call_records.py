@@ -30,6 +30,7 @@ from skiff_contracts.messages import (
     ResolveTask,
     Tier,
     WorkerReply,
+    parts_of,
 )
 from skiff_contracts.problems import EscalationReason, Problem
 from skiff_contracts.registry import AnswerAccepted, CallRecord, model_id_for, slug
@@ -88,7 +89,7 @@ def call_record(
         task,
         record_id=call_record_id(task.message_id),
         model_id=task.model_id or model_id,
-        text_parts=(task.text,),
+        text_parts=parts_of(task),
         shadow=task.shadow,
         prompt_version=prompt_version,
     )
@@ -139,7 +140,7 @@ def unsupported_records(task: ResolveTask, model_id: str) -> list[CallRecord]:
                 tokens_in=0,
                 tokens_out=0,
                 occurred_at=task.occurred_at,
-                input_text=redact(task.text).text,
+                input_text=redact_parts(parts_of(task)),
                 errors=(f"no_model: no micro-SLM covers {work}",),
             )
         )

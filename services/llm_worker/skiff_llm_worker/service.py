@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skiff_contracts.messages import AnyTask, Failed, ResolveTask, WorkerReply
+from skiff_contracts.messages import AnyTask, Failed, ResolveTask, WorkerReply, parts_of
 from skiff_contracts.problems import Problem
 from skiff_contracts.registry import CallRecord
 from skiff_extraction.resolver import Resolver
@@ -56,7 +56,7 @@ class LlmWorker:
         resolution = await self.resolver.settle(task)
         if task.domain is None:
             return Handled(resolution.reply, tuple(unsupported_records(task, self.model_id)))
-        parts = (task.text, resolution.context) if resolution.context else (task.text,)
+        parts = (*parts_of(task), resolution.context) if resolution.context else parts_of(task)
         records = candidate_records(
             task,
             resolution.candidates,

@@ -195,6 +195,12 @@ def _next_attempt(change: Change, name: str, domain: Domain, op: Operation) -> S
     return current.model_copy(update={"attempt": current.attempt + 1})
 
 
+def _text(change: Change) -> dict[str, Any]:
+    """What a model reads: the request and the user's answers, as one text and as parts."""
+    parts = (change.record.request.text, *change.get("answers"))
+    return {"text": " ".join(parts), "text_parts": parts}
+
+
 def send_extract(change: Change, domain: Domain) -> None:
     """(Re)send a domain's extraction to the model version it was routed to."""
     step = _next_attempt(change, step_name(domain, "extract"), domain, "extract")
@@ -202,8 +208,7 @@ def send_extract(change: Change, domain: Domain) -> None:
     record = change.record
     change.dispatch(step, ExtractTask(
         message_id=subjects.command_id(record.trip_id, step.name, step.attempt),
-        trip_id=record.trip_id, step=step.name, domain=domain,
-        text=" ".join((record.request.text, *change.get("answers"))),
+        trip_id=record.trip_id, step=step.name, domain=domain, **_text(change),
         reference_date=record.request.reference_date, model_id=step.model_id,
     ))  # fmt: skip
     change.step_event(step, status="dispatched", detail=step.model_id)
@@ -245,8 +250,7 @@ def send_resolve(change: Change, domain: Domain, failed: NeedsEscalation) -> Non
     change.updates["escalations"] = (*change.get("escalations"), failed.reason)
     change.dispatch(step, ResolveTask(
         message_id=subjects.command_id(record.trip_id, step.name, step.attempt),
-        trip_id=record.trip_id, step=step.name, domain=domain,
-        text=" ".join((record.request.text, *change.get("answers"))),
+        trip_id=record.trip_id, step=step.name, domain=domain, **_text(change),
         reference_date=record.request.reference_date, reason=failed.reason,
         attempt=failed.attempt, errors=failed.errors, known=known,
     ))  # fmt: skip
