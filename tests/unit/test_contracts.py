@@ -14,6 +14,8 @@ from skiff_contracts.messages import (
     SUBMIT_REPLY,
     WORKER_RESULT,
     Extracted,
+    ExtractTask,
+    ResolveTask,
     TripAccepted,
     TripRequest,
     trip_id_for,
@@ -78,3 +80,13 @@ def test_unions_parse_by_kind() -> None:
 def test_party_size_is_bounded() -> None:
     with pytest.raises(ValidationError):
         FlightsRequest(passengers=10)
+
+
+def test_a_tasks_text_parts_must_join_to_its_text() -> None:
+    fields = {"trip_id": "t", "step": "hotels.extract", "domain": "hotels",
+              "reference_date": "2026-03-01", "text": "A room in Austin. From Boston."}  # fmt: skip
+    assert ExtractTask(**fields, text_parts=("A room in Austin.", "From Boston.")).text_parts
+    with pytest.raises(ValidationError, match="text_parts joined by spaces must be the text"):
+        ExtractTask(**fields, text_parts=("A room in Austin.", "From Denver."))
+    with pytest.raises(ValidationError, match="text_parts joined by spaces must be the text"):
+        ResolveTask(**fields, text_parts=("A room.",), reason="ungrounded")

@@ -29,7 +29,7 @@ from skiff_flywheel.call_records import (
     unsupported_records,
 )
 from skiff_flywheel.numbers import find_numbers, luhn_valid
-from skiff_flywheel.redaction import PLACEHOLDERS, redact, redact_value
+from skiff_flywheel.redaction import PLACEHOLDERS, redact, redact_parts, redact_value
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "pii_corpus.jsonl"
 ROWS: list[dict[str, Any]] = [json.loads(line) for line in CORPUS.read_text("utf-8").splitlines()]
@@ -152,6 +152,24 @@ def test_a_sign_off_before_the_users_answer_is_caught_in_every_record_of_the_ste
                                model_id="m", call_record_id="c",
                                text_parts=(text, "In March."))  # fmt: skip
     assert "Rachel" not in accepted.input_text and accepted.input_text.endswith("In March.")
+
+
+@pytest.mark.parametrize(
+    ("parts", "secret"),
+    [
+        (("Two seats to Denver for me and my wife", "Jane Doe. From Boston."), "Jane Doe"),
+        (("Book it. My passport number is", "X1234567"), "X1234567"),
+        (("Hotel in Reno, my name is", "john smith"), "john smith"),
+        (("A room in Austin on the 3rd. Thanks, Rachel", "From Boston."), "Rachel"),
+    ],
+)
+def test_pii_split_across_a_request_and_its_answer_is_caught(
+    parts: tuple[str, str], secret: str
+) -> None:
+    redacted = redact_parts(parts)
+    assert secret not in redacted, redacted
+    assert all(city in redacted for city in ("Boston", "Denver", "Reno", "Austin") if
+               any(city in part for part in parts))  # fmt: skip
 
 
 def test_counts_are_per_kind() -> None:

@@ -11,7 +11,7 @@ import hashlib
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from skiff_contracts.base import Envelope, Frozen, new_message_id
 from skiff_contracts.domains import Domain, DomainRequest
@@ -82,6 +82,12 @@ TextParts = Annotated[
 ]  # fmt: skip
 
 
+def _text_is_its_parts(task: Any) -> Any:
+    if task.text_parts and " ".join(task.text_parts) != task.text:
+        raise ValueError("text_parts joined by spaces must be the text")
+    return task
+
+
 class ExtractTask(Envelope):
     """Ask a domain worker to turn the request text into a grounded domain request."""
 
@@ -92,6 +98,7 @@ class ExtractTask(Envelope):
     reference_date: date
     model_id: str | None = Field(default=None, description="the model version routed to")
     shadow: bool = Field(default=False, description="a mirrored copy whose answer is not used")
+    _parts = model_validator(mode="after")(_text_is_its_parts)
 
 
 class HoldTask(Envelope):
@@ -139,6 +146,7 @@ class ResolveTask(Envelope):
     errors: tuple[Problem, ...] = ()
     known: dict[Domain, DomainRequest] = Field(default_factory=dict)
     unsupported: tuple[str, ...] = Field(default=(), description="for no_model: what was asked")
+    _parts = model_validator(mode="after")(_text_is_its_parts)
 
 
 def parts_of(task: ExtractTask | ResolveTask) -> tuple[str, ...]:

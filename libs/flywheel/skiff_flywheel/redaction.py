@@ -75,11 +75,14 @@ def redact(text: str) -> Redacted:
 
 def redact_parts(parts: Sequence[str]) -> str:
     """Texts that were joined by single spaces (a request and the user's answers, a request
-    and what the trip's other steps know), each redacted on its own, then joined again.
+    and what the trip's other steps know), each redacted on its own, joined again, and the
+    joined text redacted once more.
 
-    Redacting the joined text would miss what a detector finds only where a text ends: "…
-    thanks, Rachel" followed by the user's answer "From Boston." is no longer a sign-off."""
-    return " ".join(redact(part).text for part in parts)
+    Each part on its own catches what a detector finds only where a text ends ("… thanks,
+    Rachel" followed by the user's answer "From Boston." is no longer a sign-off); the
+    joined text catches what spans two parts ("… for me and my wife" answered by "Jane
+    Doe.")."""
+    return redact(" ".join(redact(part).text for part in parts)).text
 
 
 def redact_value(value: T) -> T:
