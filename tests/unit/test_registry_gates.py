@@ -15,6 +15,7 @@ from skiff_contracts.registry import (
     MetricsWindow,
     ModelCard,
     ModelMetrics,
+    Rollback,
     TaskAliases,
 )
 from skiff_registry.gates import Gates, Step, compare, decide
@@ -190,3 +191,28 @@ async def test_a_regressing_canary_is_rolled_back_to_candidate_and_its_rollout_h
         "rollback", "rollout", "candidate", V2,
     )  # fmt: skip
     assert await registry.auto_rollout() == []  # halted: it stays where it is
+
+
+async def test_a_persons_rollback_of_an_automatic_champion_is_not_undone_by_the_gates() -> None:
+    registry = MemoryRegistry(GATES)
+    await registry.register(registration(version="1"))
+    challenger = registration(version="2").model_copy(
+        update={"card": card("candidate", "auto", evaluation(0.7, 0.5))}
+    )
+    await registry.register(challenger)
+    await put_metrics(registry, V1, window(500))
+    await registry.auto_rollout()  # → shadow
+    await put_metrics(registry, V2, window(60, shadow_calls=60))
+    await registry.auto_rollout()  # → canary
+    await put_metrics(registry, V2, window(120, valid=0.93, shadow_calls=60))
+    await registry.auto_rollout()  # → champion
+
+    await registry.handle(Rollback(task=TASK, who="ops", why="bookings went wrong"))
+    stored = await registry.card_table.get(card_key(V2))
+    assert stored is not None and (stored.value.status, stored.value.rollout) == (
+        "candidate", "halted",
+    )  # fmt: skip
+    # Its evaluation is against V1, the champion again: without the halt it would climb back.
+    assert await registry.auto_rollout() == []
+    aliases = await registry.alias_table.get(TASK)
+    assert aliases is not None and aliases.value.champion == V1

@@ -18,7 +18,7 @@ entries to append), `None` when nothing needs to change, or a `Refused`. Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -174,18 +174,25 @@ def rollback(
     aliases: TaskAliases,
     history: Iterable[AliasMove],
     retired: set[str],
+    automatic: set[str],
     *,
     who: str,
     why: str,
     at: datetime,
 ) -> Change | Refused:
+    """Restore the previous champion. The one rolled back, if its rollout was automatic, is
+    halted: its evaluation was against the champion now restored, so the gates would
+    otherwise take it straight back up."""
     current = aliases.champion
     earlier = [m for m in lineage(history) if m != current and m not in retired]
     if not earlier:
         return Refused(
             code="not_found", message=f"{aliases.task} has no earlier champion to roll back to"
         )
-    return _crown(aliases, earlier[-1], action="rollback", who=who, why=why, at=at)
+    change = _crown(aliases, earlier[-1], action="rollback", who=who, why=why, at=at)
+    if current is not None and current in automatic:
+        change = replace(change, rollout={current: "halted"})
+    return change
 
 
 def retire(aliases: TaskAliases, card: ModelCard, *, who: str, why: str, at: datetime) -> Change:

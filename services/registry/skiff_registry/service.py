@@ -350,10 +350,13 @@ class Registry:
             aliases = await self._aliases(request.task)
             current = aliases.value if aliases else TaskAliases(task=request.task)
             history = await self.history.read(request.task)
-            retired = {c.model_id for c in await self.cards.values() if c.status == "retired"}
+            cards = await self.cards.values()
+            retired = {c.model_id for c in cards if c.status == "retired"}
+            automatic = {c.model_id for c in cards if c.rollout == "auto"}
             change = rollout.rollback(
-                current, history, retired, who=request.who, why=request.why, at=self.clock()
-            )
+                current, history, retired, automatic, who=request.who, why=request.why,
+                at=self.clock(),
+            )  # fmt: skip
             target = change.aliases.champion if not isinstance(change, Refused) else None
             return await self._apply(request.task, aliases, change, target)
 
@@ -430,6 +433,8 @@ class Registry:
                     reply = await self.promote(promote)
                 log.info("automatic rollout", model_id=step.model_id, to=step.action, why=step.why)
                 taken.append((step, reply))
+                if step.action == "champion":  # the other steps were decided against the old one
+                    break
         return taken
 
     async def _apply(
