@@ -100,6 +100,9 @@ class FakeEngine:
             raise EngineError("cannot load", transient=False)
         self.loaded[name] = path
 
+    async def unload_adapter(self, name: str) -> None:
+        del self.loaded[name]
+
     async def generate_json(self, messages: Any, schema: Any, **kw: Any) -> Any:
         self.calls.append(kw.get("adapter"))
         return None
@@ -146,6 +149,7 @@ async def test_reconcile_loads_the_adapter_warms_it_and_subscribes_then_drops_it
     assert subscribed == [card.model_id] and len(engine.calls) == 1
     await adapters.reconcile([card.model_copy(update={"status": "retired"})])
     assert unsubscribed == [card.model_id] and versions == {}
+    assert engine.loaded == {}  # its adapter unloaded
 
 
 async def test_a_version_that_cannot_be_served_is_reported_and_retried(tmp_path: Path) -> None:
@@ -173,3 +177,24 @@ async def test_a_version_that_cannot_be_served_is_reported_and_retried(tmp_path:
     adapters.subscribe = record
     await adapters.reconcile([card])
     assert versions_seen == [card.model_id] and card.model_id not in adapters.failures
+
+
+async def test_a_card_this_code_cannot_serve_does_not_stop_the_others(tmp_path: Path) -> None:
+    bad = adapter_card("2", "shadow", tmp_path / "v2", write_adapter(tmp_path / "v2"))
+    bad = bad.model_copy(update={"prompt_version": "ft99"})  # from a newer flywheel
+    good = adapter_card("3", "canary", tmp_path / "v3", write_adapter(tmp_path / "v3"))
+    engine = FakeEngine()
+    versions: dict[str, Extractor] = {}
+    subscribed: list[str] = []
+
+    async def subscribe(model_id: str) -> None:
+        subscribed.append(model_id)
+
+    adapters = AdapterVersions(
+        engine=engine,  # type: ignore[arg-type]
+        fleet=FLEET, versions=versions, subscribe=subscribe, unsubscribe=subscribe,
+        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
+    )  # fmt: skip
+    await adapters.reconcile([bad, good])
+    assert subscribed == [good.model_id] and list(versions) == [good.model_id]
+    assert "ft99" in adapters.failures[bad.model_id]

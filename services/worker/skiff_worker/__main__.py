@@ -64,25 +64,27 @@ async def main() -> None:
         """Heartbeat every version served, serve what the registry routes to this base model,
         and stop taking the worker's own version's work once it is retired."""
         nonlocal own_retired
+        if not own_retired:  # first: nothing about other versions may cost the worker its beat
+            current = await registry.heartbeat(card.model_id)
+            if current is not None and current.status == "retired":
+                own_retired = True
+                log.warning("model version retired: no more extractions", model=card.model_id)
+                await worker.model_subscriber.stop()
         for model_id in list(domain_worker.versions):
             await registry.heartbeat(model_id)
         if (cards := await registry.cards(card.task)) is not None:
             await adapters.reconcile(cards)
-        if own_retired:
-            return
-        current = await registry.heartbeat(card.model_id)
-        if current is not None and current.status == "retired":
-            own_retired = True
-            log.warning("model version retired: no more extractions", model=card.model_id)
-            await worker.model_subscriber.stop()
+
+    async def beat_once() -> None:
+        try:
+            await beat()
+        except Exception as error:  # a missed beat must not end the heartbeat (or the start)
+            log.warning("heartbeat failed", model=card.model_id, error=repr(error))
 
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(settings.heartbeat_s)
-            try:
-                await beat()
-            except Exception as error:  # a missed beat must not end the heartbeat
-                log.warning("heartbeat failed", model=card.model_id, error=repr(error))
+            await beat_once()
 
     beating: list[asyncio.Task[None]] = []
 
@@ -93,7 +95,7 @@ async def main() -> None:
 
     @worker.app.after_startup
     async def serve_adapters_and_beat() -> None:  # subscribing needs the running broker
-        await beat()
+        await beat_once()
         beating.append(asyncio.create_task(heartbeat()))
 
     try:

@@ -13,12 +13,14 @@ Serving one means: the adapter file checked against the card's checksum, loaded 
 engine under the version's slug (no restart: llama.cpp loads it in-process, SGLang through
 `/load_lora_adapter`), an `Extractor` with the card's prompt version and threshold, warmed up,
 then the version's own durable consumer subscribed. A version that cannot be served (a
-missing or altered file, an engine error) is logged and tried again at the next heartbeat;
-its commands wait in its consumer meanwhile, none is lost.
+missing or altered file, an engine error, a prompt version this code lacks) is logged and
+tried again at the next heartbeat; its commands wait in its consumer meanwhile, none is
+lost. A retired version is unsubscribed and its adapter unloaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ from skiff_contracts.domains import Domain
 from skiff_contracts.registry import ModelCard
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_extraction.pricing import ModelPrice
-from skiff_flywheel.artifacts import AdapterError, adapter_path
+from skiff_flywheel.artifacts import adapter_path
 from skiff_inference.engine import Engine, EngineError
 
 log = structlog.get_logger()
@@ -93,22 +95,32 @@ class AdapterVersions:
         start, stop = plan(cards, self.fleet, self.versions)
         for model_id in stop:
             await self.unsubscribe(model_id)
-            self.versions.pop(model_id, None)
+            dropped = self.versions.pop(model_id, None)
+            if dropped is not None and dropped.adapter is not None:
+                try:  # its weights (llama.cpp) or its slot on the server (SGLang)
+                    await self.engine.unload_adapter(dropped.adapter)
+                except EngineError as error:
+                    log.warning("adapter not unloaded", model=model_id, error=str(error))
             log.info("adapter version dropped", model=model_id)
         for card in start:
             try:
                 await self._serve(card)
-            except (AdapterError, EngineError) as error:
-                self.failures[card.model_id] = str(error)
+            except Exception as error:  # one bad card must not stop the others or the beat
+                self.failures[card.model_id] = f"{type(error).__name__}: {error}"
                 log.warning("adapter version not served", model=card.model_id, error=str(error))
 
     async def _serve(self, card: ModelCard) -> None:
-        path: Path = adapter_path(card, self.fleet.engine_kind)
+        # Verifying the files hashes them: off the event loop.
+        path: Path = await asyncio.to_thread(adapter_path, card, self.fleet.engine_kind)
         await self.engine.load_adapter(card.slug, path)
         extractor = self.make_extractor(card)
         await extractor.warm_up()
-        self.versions[card.model_id] = extractor
-        await self.subscribe(card.model_id)
+        self.versions[card.model_id] = extractor  # before commands can arrive
+        try:
+            await self.subscribe(card.model_id)
+        except BaseException:
+            del self.versions[card.model_id]  # not served: tried again at the next beat
+            raise
         self.failures.pop(card.model_id, None)
         log.info("adapter version serving", model=card.model_id, adapter=str(path))
 
