@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from skiff_cli.flywheel_loop import contender
 from skiff_contracts.registry import ModelCard
 from skiff_extraction.cards import BUNDLED_BASE_MODEL, extraction_card
 from skiff_flywheel.artifacts import AdapterError
@@ -103,3 +104,11 @@ def test_an_adapter_and_an_evaluation_that_do_not_belong_together_are_refused(
     (tmp_path / "a" / "adapter.gguf").write_bytes(b"changed after evaluation")
     with pytest.raises(AdapterError, match="does not match its manifest"):
         make(tmp_path / "a", report(sha, BASE), champion())
+
+
+def test_an_adapter_whose_manifest_names_no_prompt_version_is_a_typed_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "training.json").write_text('{"files": {}}')
+    with pytest.raises(AdapterError, match="names no prompt_version"):
+        contender("candidate", tmp_path)

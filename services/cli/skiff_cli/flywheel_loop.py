@@ -48,6 +48,7 @@ from skiff_flywheel.registration import (
     RegistrationError,
     adapter_card,
 )
+from skiff_inference.engine import EngineError
 from skiff_inference.llamacpp import LlamaCppEngine
 
 console = Console()
@@ -73,6 +74,8 @@ def contender(label: str, spec: str | Path | None) -> Contender:
         manifest = json.loads((directory / MANIFEST).read_text("utf-8"))
     except (OSError, ValueError) as error:
         raise AdapterError(f"{directory} holds no readable {MANIFEST}: {error}") from error
+    if not isinstance(manifest, dict) or not manifest.get("prompt_version"):
+        raise AdapterError(f"{directory / MANIFEST} names no prompt_version")
     return Contender(label, str(manifest["prompt_version"]), adapter_dir=directory)
 
 
@@ -160,8 +163,8 @@ def register(app: typer.Typer) -> None:
                     target_accuracy=target_accuracy,
                 )
             )
-        except (UnknownTask, DatasetCorrupt, AdapterError, FileNotFoundError) as error:
-            raise fail(str(error)) from error
+        except (UnknownTask, DatasetCorrupt, AdapterError, EngineError, OSError) as error:
+            raise fail(f"{type(error).__name__}: {error}") from error
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report.model_dump_json(indent=2) + "\n", "utf-8")
         show_report(report)

@@ -6,7 +6,8 @@ registry then moves it on its gates) → optionally wait for the rollout to end 
 iteration to `<workdir>/iterations.jsonl` and rewrite the before/after report
 (`report.md`, `report.json`, `report.svg`). Each iteration's files are kept in
 `<workdir>/iteration-<n>/` (`dataset/`, `adapter/`, `evaluation.json`).
-Exit status: 0 done, 1 bad input or nothing to train on, 2 registry or NATS unreachable.
+Exit status: 0 done, 1 bad input, nothing to train on, or a step that failed on it (training,
+the engine, registration), 2 registry or NATS unreachable, or the flywheel extra missing.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ from skiff_cli.registry_cli import RegistryApi, RegistryUnavailable, default_who
 from skiff_contracts.base import utc_now
 from skiff_contracts.registry import GetHistory, GetModel, GetSeries, History, ModelCard, ModelView
 from skiff_extraction.cards import BUNDLED_BASE_MODEL
+from skiff_extraction.prompts import PROMPT_VERSION
+from skiff_flywheel.artifacts import AdapterError
 from skiff_flywheel.curate import DEFAULT_EVAL_SHARE, Curated, UnknownTask, curate
-from skiff_flywheel.dataset import Manifest
-from skiff_flywheel.evaluate import DEFAULT_TARGET_ACCURACY
-from skiff_flywheel.registration import BASELINE, CANDIDATE
+from skiff_flywheel.dataset import DatasetCorrupt, Manifest
+from skiff_flywheel.evaluate import DEFAULT_TARGET_ACCURACY, Contender
+from skiff_flywheel.registration import BASELINE, CANDIDATE, RegistrationError
 from skiff_flywheel.sgd import SOURCE as SGD_SOURCE
 from skiff_flywheel.sgd import SgdFormatError, import_sgd
+from skiff_flywheel.training_types import FlywheelExtraMissing, TrainingError
+from skiff_inference.engine import EngineError
 
 POLL_S = 2.0
 
@@ -163,10 +168,11 @@ def register(app: typer.Typer) -> None:
                 version=f"{manifest.version}-{iteration}", rollout=rollout, wait_s=wait_s,
             )  # fmt: skip
             baseline_id, card, before, after, moves, report = asyncio.run(work)
-        except (UnknownTask, SgdFormatError) as error:
-            console.print(f"[red]{error}[/red]")
+        except (UnknownTask, SgdFormatError, DatasetCorrupt, AdapterError, RegistrationError,
+                TrainingError, EngineError) as error:  # fmt: skip
+            console.print(f"[red]{type(error).__name__}: {error}[/red]")
             raise typer.Exit(1) from error
-        except RegistryUnavailable as error:
+        except (RegistryUnavailable, FlywheelExtraMissing) as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(2) from error
         record = training.record
@@ -202,9 +208,10 @@ async def _evaluate_register_wait(
     async with await RegistryApi.connect(url) as api:
         champion = await champion_of(api, task)
         before = await _live_share(api, task)
-    baseline = contender(
-        BASELINE, Path(champion.adapter) if champion and champion.adapter else None
-    )
+    if champion is not None and champion.adapter:
+        baseline = contender(BASELINE, Path(champion.adapter))
+    else:  # the base model, with the prompt the champion serves it with
+        baseline = Contender(BASELINE, champion.prompt_version if champion else PROMPT_VERSION)
     report = await run_evaluation(
         task, folder / "dataset", contender(CANDIDATE, folder / "adapter"), baseline,
         limit=eval_limit, threads=threads, target_accuracy=target_accuracy,
