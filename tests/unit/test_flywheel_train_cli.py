@@ -37,7 +37,8 @@ def test_it_trains_exports_and_reports(tiny: None, tmp_path: Path) -> None:
     dataset = write_flights_dataset(tmp_path / "data")
     out = tmp_path / "out"
     args = ["--dataset", str(dataset), "--output", str(out), "--max-steps", "3"]
-    result = invoke(*args, "--batch-size", "2", "--limit", "4", "--seed", "7", "--threads", "1")
+    settings = ("--batch-size", "2", "--limit", "4", "--seed", "7", "--threads", "1")
+    result = invoke(*args, *settings)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "training.json").read_text())
     assert record["steps"] == 3 and record["seed"] == 7
@@ -47,8 +48,10 @@ def test_it_trains_exports_and_reports(tiny: None, tmp_path: Path) -> None:
     assert "final loss" in text(result) and f"{record['final_loss']:.4f}" in text(result)
     again = invoke(*args)
     assert again.exit_code == 1 and "not empty" in text(again)
-    done = invoke(*args, "--resume")
+    done = invoke(*args, *settings, "--resume")
     assert done.exit_code == 0 and "already holds a finished run" in text(done)
+    other = invoke(*args, "--resume")  # other settings: not the finished run
+    assert other.exit_code == 1 and "changed" in text(other)
 
 
 @pytest.mark.parametrize(

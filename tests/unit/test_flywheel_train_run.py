@@ -146,6 +146,12 @@ def test_a_resumed_run_ends_identical_to_an_unbroken_one(
     assert [p.loss for p in resumed.record.losses] == [p.loss for p in unbroken.record.losses]
     again = train(TASK, dataset, tmp_path / "broken", config=CONFIG, base=base, resume=True)
     assert again.already_done and again.record == resumed.record
+    # A finished run is reused only for the same run: other settings or data are refused.
+    changed = CONFIG.model_copy(update={"learning_rate": 5e-3})
+    with pytest.raises(ResumeMismatch, match="hyperparameters changed"):
+        train(TASK, dataset, tmp_path / "broken", config=changed, base=base, resume=True)
+    with pytest.raises(ResumeMismatch, match="examples changed"):
+        train(TASK, dataset, tmp_path / "broken", config=CONFIG, base=base, resume=True, limit=1)
 
 
 def test_resuming_with_other_settings_is_refused(base: Any, dataset: Path, tmp_path: Path) -> None:

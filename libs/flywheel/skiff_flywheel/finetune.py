@@ -37,6 +37,7 @@ from skiff_flywheel.training_record import RECORD, TrainingRecord
 from skiff_flywheel.training_types import (
     DatasetUnusable,
     OutputExists,
+    ResumeMismatch,
     StepReport,
     TrainingPlan,
     TrainingResult,
@@ -82,6 +83,7 @@ def train(
     model_path = base_model_path or bundled_model_path()
     done = _prepare_output(output, resume=resume, overwrite=overwrite)
     if done is not None:
+        _check_finished(output, done.record, task, manifest, len(examples), config)
         return done
     require_flywheel()
     tokenizer = EngineTokenizer(model_path)
@@ -137,6 +139,33 @@ def read_train_split(
     return manifest, examples
 
 
+def _check_finished(
+    output: Path,
+    record: TrainingRecord,
+    task: str,
+    manifest: Manifest,
+    examples: int,
+    config: TrainingConfig,
+) -> None:
+    """A finished run is this run only if it trained the same task on the same data with
+    the same settings; anything else is `ResumeMismatch`, never silently reused."""
+    changed = [
+        name
+        for name, same in (
+            ("task", record.task == task),
+            ("dataset", record.dataset.sha256 == manifest.sha256),
+            ("examples", record.dataset.examples == examples),
+            ("hyperparameters", record.hyperparameters == config),
+        )
+        if not same
+    ]
+    if changed:
+        raise ResumeMismatch(
+            f"the finished run in {output} differs: "
+            f"{', '.join(changed)} changed (overwrite it, or train into another directory)"
+        )
+
+
 def _prepare_output(output: Path, *, resume: bool, overwrite: bool) -> TrainingResult | None:
     """Refuse, clear, or (a finished run under `resume`) return what `output` holds."""
     if not (output.exists() and any(output.iterdir())):
@@ -148,6 +177,9 @@ def _prepare_output(output: Path, *, resume: bool, overwrite: bool) -> TrainingR
         raise OutputExists(f"{output} is not empty (resume it, or overwrite it)")
     record = output / RECORD
     if record.is_file():
-        finished = TrainingRecord.model_validate_json(record.read_text("utf-8"))
+        try:
+            finished = TrainingRecord.model_validate_json(record.read_text("utf-8"))
+        except ValidationError as error:
+            raise ResumeMismatch(f"{record} is not a finished run's record: {error}") from error
         return TrainingResult(output, finished, resumed=True, already_done=True)
     return None
