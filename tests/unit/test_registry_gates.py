@@ -97,6 +97,9 @@ def test_a_shadow_waits_for_its_minimum_then_passes_to_canary_at_the_configured_
     enough = {**live, V2: metrics(V2, window(50, valid=0.95, escalations=0.05, shadow_calls=50))}
     [step] = decide([card("shadow")], V1, enough, GATES)
     assert step.action == "canary" and step.share == 0.25 and "over 50 calls" in step.why
+    # A champion seen on a handful of calls decides nothing either way.
+    thin = {V1: metrics(V1, window(3, valid=1.0)), V2: enough[V2]}
+    assert decide([card("shadow")], V1, thin, GATES) == []
 
 
 def test_a_canary_counts_live_calls_only_and_is_rolled_back_when_it_regresses() -> None:

@@ -7,12 +7,14 @@ decision, when it beats the task's champion on the configured gates, and rolled 
 1. **candidate → shadow**: its latest offline evaluation measured against the *current*
    champion (`Evaluation.baseline_model`) gains at least `offline_min_gain` on
    `offline_metric`, with a valid rate no lower than the champion's by more than
-   `max_valid_drop`. An evaluation against another model is stale: nothing moves until the
-   flywheel evaluates it again. An evaluation that does not gain halts it.
+   `max_valid_drop`. An evaluation against another model is stale: nothing moves (a card's
+   evaluations are fixed at registration, so a fresh one comes as a new version from
+   `skiff flywheel run` or `evaluate` + `register`). An evaluation that does not gain halts it.
 2. **shadow → canary** (at `canary_share`): once the shadow has answered `shadow_min_calls`
-   mirrored requests in the window, its live figures pass the comparison below.
+   mirrored requests in the window (and the champion has served as many), its live figures
+   pass the comparison below.
 3. **canary → champion**: once it has served `canary_min_calls` live requests in the
-   window, its figures pass the comparison again.
+   window (the champion as many), its figures pass the comparison again.
 
 The comparison, shadow or canary against the champion over the same rolling window: valid
 rate not lower by more than `max_valid_drop`, escalation rate (all reasons) not higher by
@@ -116,7 +118,7 @@ def _live(
     shadow = card.status == "shadow"
     calls = window.shadow_calls if shadow else window.calls - window.shadow_calls
     needed = gates.shadow_min_calls if shadow else gates.canary_min_calls
-    if calls < needed or champion.calls == 0:
+    if calls < needed or champion.calls < needed:  # both sides on enough traffic
         return None
     stage = "shadow" if shadow else "canary"
     failed = compare(window, champion, gates)
