@@ -153,7 +153,7 @@ def cluster_calls(
     pools = _pools(calls)
     shown = mask_values if mask else str
     # Each distinct text to embed once: requests that differ only in their values mask alike.
-    embedded_as = {p.key: shown(p.text) for pool in pools.values() for p in pool}
+    embedded_as = {(name, p.key): shown(p.text) for name, pool in pools.items() for p in pool}
     texts = sorted(set(embedded_as.values()))
     started = time.perf_counter()
     vectors = normalize(embedder.embed(texts)) if texts else None
@@ -163,7 +163,7 @@ def cluster_calls(
     for name in sorted(pools):
         points = pools[name]
         assert vectors is not None  # a pool has at least one point
-        matrix = vectors[[row_of[embedded_as[point.key]] for point in points]]
+        matrix = vectors[[row_of[embedded_as[name, point.key]] for point in points]]
         labels = _labels(matrix, [len(point.calls) for point in points], threshold, max_points)
         for label in sorted(set(labels)):
             members = [i for i, mine in enumerate(labels) if mine == label]
