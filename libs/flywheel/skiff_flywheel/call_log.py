@@ -11,7 +11,10 @@ stops once it has delivered what the stream held when it started.
 
 The same filters apply to an export, by each record's `task` and `occurred_at`, so reading
 an export of the whole stream gives what reading the stream would have given, except for
-lines that say neither (unreadable ones): they are kept, for curation to count.
+lines that say neither (unreadable ones): they are kept, for curation to count, and, with a
+time, for records published well after they occurred (an accepted answer sent from the
+planner's outbox after a crash): the stream cuts by when the server stored a record, an
+export by `occurred_at`.
 """
 
 from __future__ import annotations
