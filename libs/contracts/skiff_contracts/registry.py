@@ -379,7 +379,9 @@ class TaskPoint(Frozen):
     interval_s: float
     answers: int = Field(description="accepted answers (`AnswerAccepted`), whoever gave them")
     slm_calls: int
-    slm_accepted: int = Field(description="accepted answers the micro-SLM gave")
+    slm_accepted: int = Field(
+        description="accepted answers the micro-SLM gave on its own (not after a user's answer)"
+    )
     escalations: int = Field(description="live micro-SLM calls that escalated")
     llm_calls: int = Field(default=0, description="LLM-tier calls (no_model work included)")
     slm_share: float | None = Field(default=None, description="slm_accepted / answers")
