@@ -167,7 +167,8 @@ async def test_the_registry_takes_a_winner_from_candidate_to_champion_recording_
     ]
 
 
-async def test_a_regressing_canary_is_rolled_back_to_candidate_and_its_rollout_halted() -> None:
+async def canary_of_an_automatic_challenger() -> MemoryRegistry:
+    """V1 champion; V2, registered with `rollout: auto`, taken by the gates to canary."""
     registry = MemoryRegistry(GATES)
     await registry.register(registration(version="1"))
     challenger = registration(version="2").model_copy(
@@ -178,6 +179,11 @@ async def test_a_regressing_canary_is_rolled_back_to_candidate_and_its_rollout_h
     await registry.auto_rollout()  # → shadow
     await put_metrics(registry, V2, window(60, shadow_calls=60))
     await registry.auto_rollout()  # → canary
+    return registry
+
+
+async def test_a_regressing_canary_is_rolled_back_to_candidate_and_its_rollout_halted() -> None:
+    registry = await canary_of_an_automatic_challenger()
     await put_metrics(registry, V2, window(120, valid=0.6, shadow_calls=60))
 
     [(step, _)] = await registry.auto_rollout()
@@ -197,16 +203,7 @@ async def test_a_regressing_canary_is_rolled_back_to_candidate_and_its_rollout_h
 
 
 async def test_a_persons_rollback_of_an_automatic_champion_is_not_undone_by_the_gates() -> None:
-    registry = MemoryRegistry(GATES)
-    await registry.register(registration(version="1"))
-    challenger = registration(version="2").model_copy(
-        update={"card": card("candidate", "auto", evaluation(0.7, 0.5))}
-    )
-    await registry.register(challenger)
-    await put_metrics(registry, V1, window(500))
-    await registry.auto_rollout()  # → shadow
-    await put_metrics(registry, V2, window(60, shadow_calls=60))
-    await registry.auto_rollout()  # → canary
+    registry = await canary_of_an_automatic_challenger()
     await put_metrics(registry, V2, window(120, valid=0.93, shadow_calls=60))
     await registry.auto_rollout()  # → champion
 
