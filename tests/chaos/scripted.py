@@ -12,6 +12,8 @@ Scripts and faults, from the environment:
   when the request (the prompt's last message) contains `<text>`; the first match wins, and
   without one the domain's draft for `TRIP_TEXT`. The LLM worker reads `CHAOS_LLM_SCRIPT`
   the same way, its domain told by the schema it is asked to fill.
+- `CHAOS_ENGINE_DELAY_S`: seconds each scripted call takes (0.2); `CHAOS_DOMAIN_DELAY_S`:
+  JSON `{"<domain>": seconds}`, per domain instead (to order replies of parallel steps).
 - `CHAOS_ROUTE`: JSON `{"domains": […], "unsupported": […]}` instead of the four domains.
 - `CHAOS_CRASH_AT_ACCEPT`: a file path; the planner dies (exit 137) just before it first
   publishes an accepted answer, after the decision is stored, and leaves the file behind so
@@ -164,6 +166,7 @@ async def worker() -> None:
     service = f"worker-{settings.domain}"
     configure_logging(service, settings.log_level, "json")
     delay = float(os.environ.get("CHAOS_ENGINE_DELAY_S", "0.2"))
+    delay = json.loads(os.environ.get("CHAOS_DOMAIN_DELAY_S", "{}")).get(settings.domain, delay)
     engine = ScriptedEngine(settings.domain, delay, script_from("CHAOS_SCRIPT"))
     extractor = Extractor(engine, settings.domain, ModelIdentity(MODEL_NAME, MODEL_VERSION))
     card, schema = extraction_card(

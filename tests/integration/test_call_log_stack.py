@@ -74,7 +74,12 @@ ROUTE = {"domains": ["flights", "hotels", "cars", "insurance"], "unsupported": [
 def three_ways(home: Path) -> Chaos:
     return Chaos(
         home,
-        worker_env={"CHAOS_SCRIPT": json.dumps(SLM_SCRIPT)},
+        # Hotels answers last, so its escalation goes out when the flight's values are known
+        # (the LLM tier's context); in parallel, the order would be the machine's.
+        worker_env={
+            "CHAOS_SCRIPT": json.dumps(SLM_SCRIPT),
+            "CHAOS_DOMAIN_DELAY_S": json.dumps({"hotels": 1.5}),
+        },
         planner_env={"CHAOS_ROUTE": json.dumps(ROUTE)},
         llm_env={"CHAOS_LLM_SCRIPT": json.dumps(LLM_SCRIPT)},
     )
