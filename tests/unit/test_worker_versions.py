@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,20 @@ class FakeEngine:
         self.calls.append(None)
 
 
+def serving(
+    engine: FakeEngine,
+    versions: dict[str, Extractor],
+    subscribe: Callable[[str], Awaitable[None]],
+    unsubscribe: Callable[[str], Awaitable[None]],
+) -> AdapterVersions:
+    """The flights fleet's adapter versions on the fake engine (base model priced)."""
+    return AdapterVersions(
+        engine=engine,  # type: ignore[arg-type]
+        fleet=FLEET, versions=versions, subscribe=subscribe, unsubscribe=unsubscribe,
+        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 async def test_reconcile_loads_the_adapter_warms_it_and_subscribes_then_drops_it(
     tmp_path: Path,
 ) -> None:
@@ -127,11 +142,7 @@ async def test_reconcile_loads_the_adapter_warms_it_and_subscribes_then_drops_it
     async def unsubscribe(model_id: str) -> None:
         unsubscribed.append(model_id)
 
-    adapters = AdapterVersions(
-        engine=engine,  # type: ignore[arg-type]
-        fleet=FLEET, versions=versions, subscribe=subscribe, unsubscribe=unsubscribe,
-        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
-    )  # fmt: skip
+    adapters = serving(engine, versions, subscribe, unsubscribe)
     await adapters.reconcile([card])
     assert engine.loaded == {card.slug: tmp_path / "v2" / "adapter.gguf"}
     assert engine.calls == [card.slug]  # warmed up with its own adapter
@@ -161,11 +172,7 @@ async def test_a_version_that_cannot_be_served_is_reported_and_retried(tmp_path:
     async def nothing(model_id: str) -> None:
         raise AssertionError("must not subscribe a version that failed to load")
 
-    adapters = AdapterVersions(
-        engine=engine,  # type: ignore[arg-type]
-        fleet=FLEET, versions=versions, subscribe=nothing, unsubscribe=nothing,
-        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
-    )  # fmt: skip
+    adapters = serving(engine, versions, nothing, nothing)
     await adapters.reconcile([card])
     assert versions == {} and "cannot load" in adapters.failures[card.model_id]
     engine.fail = False
@@ -190,11 +197,7 @@ async def test_a_card_this_code_cannot_serve_does_not_stop_the_others(tmp_path: 
     async def subscribe(model_id: str) -> None:
         subscribed.append(model_id)
 
-    adapters = AdapterVersions(
-        engine=engine,  # type: ignore[arg-type]
-        fleet=FLEET, versions=versions, subscribe=subscribe, unsubscribe=subscribe,
-        make_extractor=extractor_factory(engine, "flights", PRICES, "base"),  # type: ignore[arg-type]
-    )  # fmt: skip
+    adapters = serving(engine, versions, subscribe, subscribe)
     await adapters.reconcile([bad, good])
     assert subscribed == [good.model_id] and list(versions) == [good.model_id]
     assert "ft99" in adapters.failures[bad.model_id]
