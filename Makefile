@@ -60,8 +60,11 @@ snapshots: $(STAMP) ## rewrite the committed JSON Schema snapshots after an inte
 asyncapi: $(STAMP) ## regenerate docs/asyncapi/*.yaml from the services' code (after a subject or contract change)
 	$(BIN)/python docs/asyncapi/generate.py
 
-eval: $(STAMP) ## slot accuracy per domain on the SGD development data
+eval: $(STAMP) ## base model vs shipped adapters on the dev split (reuses each adapter's evaluation)
 	$(BIN)/python bench/eval_slots.py
+
+models: $(STAMP) ## rebuild the shipped adapters from the repo and ../shared/data (resumable; hours on 2 cores)
+	$(BIN)/python libs/models/build_models.py
 
 bench: $(STAMP) ## benchmarks; results in bench/results/
 	$(BIN)/python -m bench.run
@@ -72,4 +75,4 @@ up: $(COMPOSE_ENV) ## docker compose up (CPU profile; GPU: see docs/deploy.md)
 down: ## docker compose down
 	$(COMPOSE) down
 
-.PHONY: help setup browser run test lint validate-deploy nats-config compose-env snapshots asyncapi eval bench up down
+.PHONY: help setup browser run test lint validate-deploy nats-config compose-env snapshots asyncapi eval models bench up down

@@ -1,18 +1,21 @@
-"""`make eval`: slot accuracy of `skiff extract --local` on the SGD development data.
+"""`make eval`: the base model against the shipped adapters, per domain, on the dev split.
 
-Takes the first N single-domain records of each domain (flights, hotels, cars), runs the
-real CLI on them with reference date 2019-03-01 (the data's "today"), and scores every gold
-slot our schemas have. Writes bench/results/eval.json and eval.md (`eval-slm+llm.*` for
-`--tiers slm+llm`).
+1. **Per domain** (the dev split of `libs/models/splits/<domain>.json`, imported by
+   `build_models.py --steps data`, which fails if the data no longer gives that split):
+   `skiff flywheel evaluate --candidate <shipped adapter> --baseline base`, both on one
+   engine, side by side: slot accuracy, exact records, invented-value rate, escalation rate,
+   the share the SLM keeps at its threshold (kept accuracy >= 0.97, cross-fitted) and its
+   accuracy there, p50 step latency. The shipped adapter's own `evaluation.json` is that same
+   command's report on the same split; it is reused when it evaluated exactly these files on
+   exactly this split (`--fresh` runs it again).
+2. **Trips through the router**: the dev split's SGD trip records, `skiff extract --local
+   --domain auto`, once with the champions and once with `--model base`; per domain the
+   slot accuracy over the domains the gold has (a domain the router missed counts as nothing
+   extracted), and how often the router chose exactly the gold's domains.
 
-Figures per domain:
+Writes bench/results/eval.json and eval.md.
 
-* SLM alone: every record scored, an escalated record counting as nothing extracted;
-* the share escalated, by reason, and the slot accuracy of what the SLM kept;
-* with `--tiers slm+llm` (escalations resolved by the LLM tier, in-process: the stand-in LLM
-  server unless `SKIFF_LLM__URL` is set): the accuracy after escalation, what the LLM tier
-  replied (extracted / clarify / needs_escalation), its calls, and the cost of the run against
-  the same tokens priced as if the LLM tier had done every step.
+    python bench/eval_slots.py [--domains flights hotels cars insurance] [--fresh] [--no-trips]
 """
 
 from __future__ import annotations
@@ -23,168 +26,152 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from skiff_contracts.domains import Domain
-from skiff_extraction.pricing import all_llm_cost
 from skiff_extraction.scoring import SlotScore
+from skiff_flywheel.artifacts import MANIFEST, file_sha256
+from skiff_flywheel.dataset import read_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "sgd-train" / "train.jsonl"
-REFERENCE_DATE = "2019-03-01"
+MODELS = REPO / "libs" / "models"
+SHIPPED = MODELS / "skiff_models" / "adapters"
+WORK = REPO / ".skiff" / "models"
+SGD = REPO.parent / "shared" / "data" / "sgd-train" / "train.jsonl"
+SKIFF = Path(sys.executable).parent / "skiff"
+REFERENCE_DATE = "2019-03-01"  # SGD's "today"
+FIGURES = (("slot_accuracy", "slot accuracy"), ("exact_record_rate", "exact records"),
+           ("invented_rate", "invented values"), ("escalation_rate", "escalated"),
+           ("kept_share_at_threshold", "kept at threshold"),
+           ("kept_accuracy_at_threshold", "accuracy kept"), ("p50_ms", "p50 ms"))  # fmt: skip
 
 
-def first_single_domain(data: Path, domain: str, n: int) -> list[dict[str, Any]]:
-    picked = []
-    with data.open() as handle:
-        for line in handle:
+def run(*args: str) -> None:
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, check=True)
+
+
+def domain_report(domain: str, fresh: bool, threads: int) -> dict[str, Any]:
+    run(sys.executable, str(MODELS / "build_models.py"), "--domains", domain, "--steps", "data")
+    dataset = WORK / domain / "dataset"
+    manifest = json.loads((dataset / "manifest.json").read_text("utf-8"))
+    shipped = SHIPPED / domain
+    report_path = shipped / "evaluation.json"
+    if not fresh and report_path.exists():
+        report = json.loads(report_path.read_text("utf-8"))
+        same_files = report["contenders"]["candidate"]["adapter_sha256"] == file_sha256(
+            shipped / MANIFEST
+        )
+        if same_files and report["dataset_sha256"] == manifest["sha256"]:
+            return {**report, "source": str(report_path.relative_to(REPO))}
+    out = REPO / ".skiff" / "eval" / f"{domain}.json"
+    run(str(SKIFF), "flywheel", "evaluate", "--task", f"{domain}.extract", "--dataset",
+        str(dataset), "--candidate", str(shipped), "--output", str(out),
+        "--target-accuracy", "0.97", "--threads", str(threads))  # fmt: skip
+    return {**json.loads(out.read_text("utf-8")), "source": "skiff flywheel evaluate (this run)"}
+
+
+def dev_trips() -> list[dict[str, Any]]:
+    """The SGD trip records whose every domain's example is in that domain's dev split."""
+    dev_ids: set[str] = set()
+    for domain in ("flights", "hotels", "cars"):
+        _, splits = read_dataset(WORK / domain / "dataset")
+        dev_ids |= {e.example_id for e in splits["eval"]}
+    trips = []
+    with SGD.open(encoding="utf-8") as lines:
+        for line in lines:
             record = json.loads(line)
-            if record["kind"] == "single" and record["domains"] == [domain]:
-                picked.append(record)
-                if len(picked) == n:
-                    break
-    return picked
+            if record["kind"] == "trip" and record["id"] in dev_ids:
+                trips.append(record)
+    return trips
 
 
-def run_cli(
-    domain: str, records: list[dict[str, Any]], workdir: Path, threads: int, tiers: str = "slm"
-) -> Path:
-    source = workdir / f"{domain}.in.jsonl"
-    source.write_text(
-        "".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in records)
-    )
-    output = workdir / f"{domain}.out.jsonl"
-    skiff = Path(sys.executable).parent / "skiff"
-    subprocess.run(
-        [str(skiff), "extract", "--domain", domain, "--input", str(source), "--output",
-         str(output), "--reference-date", REFERENCE_DATE, "--local", "--threads", str(threads),
-         "--tiers", tiers],
-        check=True,
-    )  # fmt: skip
-    return output
-
-
-def score(domain: Domain, records: list[dict[str, Any]], output: Path) -> dict[str, Any]:
-    rows = {row["id"]: row for row in map(json.loads, output.read_text().splitlines())}
-    alone, kept, after = SlotScore(), SlotScore(), SlotScore()
-    statuses: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    llm_replies: Counter[str] = Counter()
-    latencies = []
-    cost = counterfactual = 0.0
-    llm_calls = 0
-    for record in records:
-        row = rows[record["id"]]
-        gold = record["gold_norm"].get(domain, {})
-        by_slm = row.get("handled_by", "slm") == "slm"
-        statuses[row["status"]] += 1
-        if row["reason"]:
-            reasons[row["reason"]] += 1
-        if row["latency_ms"] is not None:
-            latencies.append(row["latency_ms"])
-        slm_params = row["params"] if by_slm else None
-        alone.add(domain, slm_params, gold)
-        if slm_params is not None:
-            kept.add(domain, slm_params, gold)
-        after.add(domain, row["params"], gold)
-        if not by_slm:
-            llm_replies[row["status"]] += 1
-            llm_calls += row.get("llm_calls", 0)
-        cost += row.get("cost") or 0.0
-        counterfactual += all_llm_cost(row["tokens_in"] or 0, row["tokens_out"] or 0)
-    latencies.sort()
-    n = len(records)
+def trip_report(trips: list[dict[str, Any]], model: str, threads: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        source, output = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        source.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n"
+                                  for r in trips))  # fmt: skip
+        started = time.perf_counter()
+        run(str(SKIFF), "extract", "--domain", "auto", "--input", str(source), "--output",
+            str(output), "--reference-date", REFERENCE_DATE, "--local", "--model", model,
+            "--threads", str(threads))  # fmt: skip
+        seconds = time.perf_counter() - started
+        rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+    by_id: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        by_id[row["id"]][row["domain"]] = row
+    scores: dict[str, SlotScore] = defaultdict(SlotScore)
+    exact_routes = 0
+    for record in trips:
+        routed = by_id.get(record["id"], {})
+        exact_routes += set(routed) == set(record["gold_norm"])
+        for domain, gold in record["gold_norm"].items():
+            row = routed.get(domain)
+            params = row["params"] if row and row["status"] == "extracted" else None
+            scores[domain].add(domain, params, gold)
     return {
-        **alone.summary(),
-        "kept_records": kept.records,
-        "kept_slot_accuracy": round(kept.accuracy, 4),
-        "escalated_share": round(sum(reasons.values()) / n, 4) if n else 0.0,
-        "escalated_share_by_reason": {r: round(c / n, 4) for r, c in reasons.most_common()},
-        "status": dict(statuses),
-        "escalation_reasons": dict(reasons),
-        "after_escalation": after.summary() if llm_replies else None,
-        "llm_replies": dict(llm_replies),
-        "llm_calls": llm_calls,
-        "cost_usd": round(cost, 6),
-        "all_llm_cost_usd": round(counterfactual, 6),
-        "latency_ms_p50": latencies[len(latencies) // 2] if latencies else None,
+        "model": model,
+        "records": len(trips),
+        "exact_route_rate": round(exact_routes / len(trips), 4) if trips else 0.0,
+        "seconds": round(seconds, 1),
+        "per_domain": {d: s.summary() for d, s in sorted(scores.items())},
     }
 
 
-def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+def markdown(domains: dict[str, Any], trips: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"# Slot accuracy, `skiff extract --local --tiers {meta['tiers']}` ({meta['model']}, "
-        f"{meta['n']} records/domain)",
+        "# `make eval`: base model vs shipped adapter on the dev split",
         "",
-        f"Reference date {REFERENCE_DATE}; run {meta['when']}; {meta['seconds']:.0f} s total.",
+        f"Run {meta['when']}, {meta['seconds']:.0f} s, {meta['threads']} engine threads.",
         "",
-        "| domain | records | gold slots | SLM alone | escalated | SLM kept: accuracy "
-        "| after escalation | invented rate | exact records | p50 latency ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| domain | dev examples | model | " + " | ".join(label for _, label in FIGURES) + " |",
+        "|---|---|---|" + "---|" * len(FIGURES),
     ]
-    for domain, r in results.items():
-        after = r["after_escalation"]
-        after_accuracy = f"{after['slot_accuracy']:.3f}" if after else "—"
-        lines.append(
-            f"| {domain} | {r['records']} | {r['gold_slots']} | {r['slot_accuracy']:.3f} "
-            f"| {r['escalated_share']:.3f} | {r['kept_slot_accuracy']:.3f} ({r['kept_records']}) "
-            f"| {after_accuracy} | {r['invented_rate']:.3f} | {r['exact_record_rate']:.3f} "
-            f"| {r['latency_ms_p50']} |"
-        )
-    lines += ["", "Escalated share by reason, and the LLM tier's replies:", ""]
-    for domain, r in results.items():
-        lines.append(f"- **{domain}**: {r['escalated_share_by_reason']}")
-        if r["llm_replies"]:
-            lines.append(
-                f"  LLM tier: {r['llm_replies']}, {r['llm_calls']} calls; cost "
-                f"${r['cost_usd']:.6f} vs ${r['all_llm_cost_usd']:.6f} all-LLM"
-            )
-    lines += ["", "Per slot (SLM alone):", ""]
-    for domain, r in results.items():
-        lines.append(f"- **{domain}**: " + ", ".join(f"{k} {v}" for k, v in r["per_slot"].items()))
-        if r["after_escalation"]:
-            per_slot = r["after_escalation"]["per_slot"]
-            shown = ", ".join(f"{k} {v}" for k, v in per_slot.items())
-            lines.append(f"  after escalation: {shown}")
+    for domain, report in domains.items():
+        for label, key in (("base", "baseline"), ("adapter", "candidate")):
+            figures = report["metrics"][key]
+            cells = " | ".join(_cell(figures.get(name)) for name, _ in FIGURES)
+            lines.append(f"| {domain} | {report['examples']} | {label} | {cells} |")
+    lines += ["", "Where each row comes from:", ""]
+    lines += [f"- {d}: {r['source']} (`{r['dataset_id']}`)" for d, r in domains.items()]
+    if trips:
+        lines += ["", f"Trips through the router (`--domain auto`), {trips[0]['records']} dev "
+                  "trip records of SGD, reference date 2019-03-01:", "",
+                  "| model | exact route | " + " | ".join(sorted(trips[0]["per_domain"]))
+                  + " |", "|---|---|" + "---|" * len(trips[0]["per_domain"])]  # fmt: skip
+        for report in trips:
+            per = report["per_domain"]
+            cells = " | ".join(f"{per[d]['slot_accuracy']:.3f}" for d in sorted(per))
+            lines.append(f"| {report['model']} | {report['exact_route_rate']:.3f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.3f}"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--domains", nargs="+", default=["flights", "hotels", "cars"])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", nargs="+", default=["flights", "hotels", "cars", "insurance"])
+    parser.add_argument("--fresh", action="store_true", help="evaluate again, reuse nothing")
+    parser.add_argument("--no-trips", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--tiers", choices=["slm", "slm+llm"], default="slm")
-    parser.add_argument("--keep", type=Path, help="keep the CLI's output lines in this folder")
     args = parser.parse_args()
-    started = time.time()
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.keep or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        for domain in args.domains:
-            records = first_single_domain(args.data, domain, args.n)
-            output = run_cli(domain, records, workdir, args.threads, args.tiers)
-            results[domain] = score(domain, records, output)
-    model = "SmolLM2-135M-Instruct Q4_1 (bundled), llama.cpp"
-    if args.tiers == "slm+llm":
-        model += "; LLM tier: the stand-in (the same SmolLM2 over HTTP, retrieved examples)"
-    meta = {
-        "model": model,
-        "tiers": args.tiers,
-        "n": args.n,
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "seconds": time.time() - started,
-    }
+    started = time.perf_counter()
+    domains = {d: domain_report(d, args.fresh, args.threads) for d in args.domains}
+    trips = []
+    if not args.no_trips:
+        records = dev_trips()
+        trips = [trip_report(records, model, args.threads) for model in ("champion", "base")]
+    meta = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "seconds": time.perf_counter() - started, "threads": args.threads}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "eval" if args.tiers == "slm" else f"eval-{args.tiers}"
-    (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    report = markdown(results, meta)
-    (args.out / f"{name}.md").write_text(report)
+    result = {"meta": meta, "domains": domains, "trips": trips}
+    (args.out / "eval.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    report = markdown(domains, trips, meta)
+    (args.out / "eval.md").write_text(report, "utf-8")
     print(report)
 
 

@@ -582,3 +582,25 @@ COUNTRY_ALIASES: dict[str, str] = {
     "Bosnia": "BA", "Trinidad": "TT", "St Lucia": "LC", "Saint Kitts": "KN",
     "Macao": "MO", "Republic of China": "TW", "Lao": "LA",
 }  # fmt: skip
+
+# How people say where they live by what they are ("I'm Canadian", "a German resident"):
+# a demonym names its country as well as the country's name does.
+DEMONYMS: dict[str, str] = {
+    "American": "US", "Canadian": "CA", "Mexican": "MX", "British": "GB", "English": "GB",
+    "Scottish": "GB", "Welsh": "GB", "Irish": "IE", "French": "FR", "German": "DE",
+    "Spanish": "ES", "Portuguese": "PT", "Italian": "IT", "Dutch": "NL", "Belgian": "BE",
+    "Swiss": "CH", "Austrian": "AT", "Swedish": "SE", "Norwegian": "NO", "Danish": "DK",
+    "Finnish": "FI", "Icelandic": "IS", "Polish": "PL", "Czech": "CZ", "Slovak": "SK",
+    "Hungarian": "HU", "Romanian": "RO", "Bulgarian": "BG", "Greek": "GR", "Turkish": "TR",
+    "Russian": "RU", "Ukrainian": "UA", "Croatian": "HR", "Serbian": "RS", "Slovenian": "SI",
+    "Estonian": "EE", "Latvian": "LV", "Lithuanian": "LT", "Luxembourgish": "LU",
+    "Maltese": "MT", "Cypriot": "CY", "Israeli": "IL", "Egyptian": "EG", "Moroccan": "MA",
+    "South African": "ZA", "Nigerian": "NG", "Kenyan": "KE", "Ghanaian": "GH",
+    "Ethiopian": "ET", "Emirati": "AE", "Saudi": "SA", "Qatari": "QA", "Indian": "IN",
+    "Pakistani": "PK", "Chinese": "CN", "Japanese": "JP", "Korean": "KR",
+    "South Korean": "KR", "Taiwanese": "TW", "Thai": "TH", "Vietnamese": "VN",
+    "Filipino": "PH", "Singaporean": "SG", "Malaysian": "MY", "Indonesian": "ID",
+    "Australian": "AU", "New Zealander": "NZ", "Kiwi": "NZ", "Brazilian": "BR",
+    "Argentinian": "AR", "Argentine": "AR", "Chilean": "CL", "Colombian": "CO",
+    "Peruvian": "PE", "Venezuelan": "VE", "Cuban": "CU", "Jamaican": "JM",
+}  # fmt: skip

@@ -19,7 +19,7 @@ from skiff_cli.client import SkiffClient, SubmitError
 from skiff_cli.flywheel_cli import flywheel_app
 from skiff_cli.main import STILL_RUNNING
 from skiff_contracts import subjects
-from skiff_contracts.domains import FlightsRequest, HotelsRequest
+from skiff_contracts.domains import HotelsRequest
 from skiff_contracts.events import (
     StepChanged,
     TripEvent,
@@ -31,6 +31,7 @@ from skiff_contracts.messages import TripRequest
 from skiff_contracts.registry import CALL_LOG, AnswerAccepted, CallRecord
 from skiff_flywheel.call_log import StreamSource, read_stream
 from skiff_flywheel.dataset import read_dataset
+from skiff_models import shipped_cards
 
 pytestmark = [pytest.mark.nats, pytest.mark.model]
 
@@ -64,7 +65,9 @@ async def run_trip(url: str, request: TripRequest) -> list[TripEvent]:
         return [event async for event in client.events(accepted.trip_id, timeout_s=300)]
 
 
-async def test_a_four_domain_trip_goes_end_to_end(running_stack: stack.Stack) -> None:
+async def test_the_demo_trip_books_exactly_what_it_asks_on_the_shipped_champions(
+    running_stack: stack.Stack,
+) -> None:
     request = TripRequest(text=TRIP, reference_date=date(2026, 3, 1))
     events = await run_trip(running_stack.nats_url, request)
 
@@ -76,21 +79,51 @@ async def test_a_four_domain_trip_goes_end_to_end(running_stack: stack.Stack) ->
     assert finished.state == "completed", finished.reason
     items = {item.domain: item for item in finished.itinerary}
     assert set(items) == {"flights", "hotels", "cars", "insurance"}
-    flights = items["flights"].params
-    assert isinstance(flights, FlightsRequest)
-    assert (flights.origin, flights.origin_iata) == ("Boston", "BOS")
-    assert (flights.destination, flights.destination_iata) == ("Denver", "DEN")
-    assert flights.departure_date == date(2026, 3, 12)
-    hotels = items["hotels"].params
-    assert isinstance(hotels, HotelsRequest) and hotels.location == "Denver"
-    assert all(item.call is not None and item.call.tokens_out > 0 for item in items.values())
-    dispatched = [
+    asked = {d: item.params.model_dump(mode="json", exclude={"domain"}, exclude_none=True)
+             for d, item in items.items()}  # fmt: skip
+    assert asked["flights"] == {
+        "origin": "Boston", "origin_iata": "BOS", "destination": "Denver",
+        "destination_iata": "DEN", "departure_date": "2026-03-12", "return_date": "2026-03-16",
+        "passengers": 2,
+    }  # fmt: skip
+    assert asked["hotels"] == {
+        "location": "Denver", "location_iata": "DEN", "check_in_date": "2026-03-12",
+        "check_out_date": "2026-03-16", "guests": 2,
+    }  # fmt: skip
+    assert asked["cars"] == {
+        "pickup_city": "Denver", "pickup_city_iata": "DEN", "pickup_location": "the Denver airport",
+        "pickup_airport": "DEN", "pickup_date": "2026-03-12", "dropoff_date": "2026-03-16",
+        "car_type": "compact",
+    }  # fmt: skip
+    held = sum(b.total_price for b in finished.bookings if b.domain != "insurance")
+    assert asked["insurance"] == {
+        "travelers": 2, "coverage": "basic", "trip_start": "2026-03-12",
+        "trip_end": "2026-03-16", "trip_cost": round(held, 2), "trip_cost_currency": "USD",
+    }  # fmt: skip
+    booked = {b.domain: b.offer for b in finished.bookings}
+    assert booked["cars"].kind == "car_offer" and booked["cars"].desk == "airport"
+    assert booked["flights"].kind == "flight_offer" and booked["flights"].inbound is not None
+
+    # Every domain was read by its shipped adapter, the champion, with no escalation: the
+    # dispatch events and the itinerary name it.
+    champions = {d: card.model_id for d, card in shipped_cards().items()}
+    dispatched = {
+        e.domain: e.detail
+        for e in events
+        if isinstance(e, StepChanged) and e.operation == "extract" and e.status == "dispatched"
+    }
+    assert dispatched == champions
+    for domain, item in items.items():
+        assert item.handled_by == "slm", domain
+        assert item.call is not None and item.call.tokens_out > 0
+        assert f"{domain}.extract/{item.call.model}@{item.call.version}" == champions[domain]
+    dispatched_ops = [
         (e.operation, e.domain)
         for e in events
         if isinstance(e, StepChanged) and e.status == "dispatched"
     ]
     for operation in ("extract", "hold", "confirm"):
-        assert sorted(d for op, d in dispatched if op == operation) == sorted(items), operation
+        assert sorted(d for op, d in dispatched_ops if op == operation) == sorted(items), operation
 
     # The call log: every model call, and one accepted answer per domain, naming its call.
     log = await call_log(running_stack, finished.trip_id)
@@ -105,9 +138,9 @@ async def test_a_four_domain_trip_goes_end_to_end(running_stack: stack.Stack) ->
         assert calls[answer.call_record_id].valid and answer.draft is not None
     # The domain's own extraction: the flight's is what was booked (the others were completed
     # from it before their holds).
+    flights = items["flights"].params
     assert answers["flights.extract"].params == flights.model_dump(mode="json")
-    llm = [r for r in calls.values() if r.tier == "llm"]
-    assert all(r.step.endswith(".resolve") for r in llm)  # escalated steps only, if any
+    assert [r for r in calls.values() if r.tier == "llm"] == []  # nothing was escalated
 
     # `skiff flywheel curate` against the running stack: examples from accepted answers.
     output = running_stack.home / "dataset-flights"

@@ -11,11 +11,11 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
+from skiff_cli.batch import local_extractors
 from skiff_contracts import subjects
 from skiff_contracts.domains import FlightsRequest
 from skiff_contracts.messages import WORKER_RESULT, Extracted, ExtractTask, Failed
 from skiff_contracts.registry import CallRecord, model_id_for, slug_of
-from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_inference.llamacpp import LlamaCppEngine
 from skiff_runtime.jetstream import MAX_MESSAGE_BYTES, dlq_subject, version_consumer
 from skiff_runtime.nats_server import NatsServer
@@ -35,7 +35,8 @@ async def flights_worker(
     nats_server: NatsServer, fresh_layout: Client, engine: LlamaCppEngine
 ) -> AsyncIterator[Client]:
     settings = WorkerSettings(domain="flights", nats_url=nats_server.url, metrics_port=0)
-    extractor = Extractor(engine, "flights", ModelIdentity("smollm2", "test"))
+    # The shipped flights champion, as the worker serves it by default.
+    extractor = (await local_extractors(engine, "champion", {}, None))["flights"]
     # What the registry does when this model version registers: provision its consumer.
     js = fresh_layout.jetstream()
     await js.add_consumer(
@@ -78,14 +79,15 @@ async def publish(connection: Client, payload: bytes, msg_id: str) -> None:
 
 
 async def test_a_task_is_extracted_grounded_and_replied_on_results(flights_worker: Client) -> None:
-    command = task("I need a flight from Philly to Chicago on March 3rd.")
+    command = task("Get me from Pittsburgh to Nashville on the 7th of March, please.")
     await publish(flights_worker, command.model_dump_json().encode(), command.message_id)
     result = WORKER_RESULT.validate_json(await next_on(flights_worker, subjects.result("flights")))
     assert isinstance(result, Extracted), result
     assert isinstance(result.params, FlightsRequest)
-    assert result.params.origin == "Philadelphia" and result.params.origin_iata == "PHL"
-    assert result.params.destination == "Chicago"
-    assert result.params.departure_date == date(2019, 3, 3)
+    assert result.params.model_dump(mode="json", exclude={"domain"}, exclude_none=True) == {
+        "origin": "Pittsburgh", "origin_iata": "PIT", "destination": "Nashville",
+        "destination_iata": "BNA", "departure_date": "2019-03-07",
+    }  # fmt: skip
     assert result.call is not None and result.call.tokens_out > 0
 
 

@@ -13,6 +13,7 @@ from skiff_extraction.evidence import (
     completed_dates,
     completed_places,
     reassigned_roles,
+    supported,
     unsupported_fields,
 )
 from skiff_extraction.schema import decoding_schema
@@ -166,3 +167,37 @@ def test_an_ambiguous_place_takes_the_texts_own_qualified_name() -> None:
     assert completed_places(FlightsDraft(destination="Springfield"), plain).destination == (
         "Springfield"
     )
+
+
+# --- evidence for the phrasings of other writers ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        ("nights", 2, "I want to check in next Friday and stay for two days."),
+        ("rooms", 2, "I'd like to book two hotel rooms while I'm there."),
+        ("pickup_time", "three pm", "The pick up will be in San Jose at three pm."),
+        ("car_type", "compact", "I like to search a small rental car."),
+        ("car_type", "standard", "San Francisco, intermediate car, the 8th."),
+        ("travelers", 2, "My wife and I are off to Lisbon in January."),
+    ],
+)
+def test_everyday_phrasings_support_their_values(field: str, value: object, text: str) -> None:
+    assert supported(field, value, text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        ("seating_class", "economy", "Either business or economy is fine."),
+        ("seating_class", "business", "economy or business class, whatever is cheaper"),
+        ("car_type", "suv", "an SUV or a sedan"),
+        ("coverage", "basic", "basic or standard cover, I don't mind"),
+        ("rooms", 2, "2 adults and a room"),
+    ],
+)
+def test_alternatives_and_other_counts_support_nothing(
+    field: str, value: object, text: str
+) -> None:
+    assert not supported(field, value, text)

@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+from skiff_extraction.prompts import ADAPTER_PROMPT_VERSION
 from skiff_flywheel.artifacts import file_sha256
 from skiff_flywheel.curate import UnknownTask
 from skiff_flywheel.finetune import train
@@ -59,7 +60,7 @@ def test_a_run_writes_both_exports_and_its_record(base: Any, dataset: Path, tmp_
     assert record.files == files(result.output)
     assert result.gguf == tmp_path / "out" / "adapter.gguf"
     assert record.dataset.sequences == record.dataset.examples == 6
-    assert record.prompt_version == "ft1" and record.hyperparameters == CONFIG
+    assert record.prompt_version == ADAPTER_PROMPT_VERSION and record.hyperparameters == CONFIG
     assert record.base_model.sha256 == file_sha256(Path(record.base_model.path))
     assert record.machine.torch_threads == CONFIG.threads
     assert record.throughput.steps == 6 and record.throughput.sequence_tokens_per_s > 0

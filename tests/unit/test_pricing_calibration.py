@@ -1,4 +1,4 @@
-"""Pricing, calibration math and the thresholds file, the context sentence, clarifying
+"""Pricing, calibration math, the context sentence, clarifying
 questions, and the example bank's build rules: pure logic, no model, constructed inputs."""
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from skiff_extraction.calibration import (
     DEFAULT_THRESHOLDS,
     Outcome,
     choose,
-    store_threshold,
     sweep,
-    threshold_for,
 )
 from skiff_extraction.context import context_sentence, with_context
 from skiff_extraction.examples import ExampleBank
 from skiff_extraction.pricing import DEFAULT_PRICES, ModelPrice, all_llm_cost, price
 from skiff_extraction.questions import question_for
-from skiff_worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,26 +79,6 @@ def test_no_threshold_is_chosen_when_none_reaches_the_target() -> None:
 def test_a_missing_confidence_is_kept_only_at_threshold_zero() -> None:
     unscored = Outcome(RIGHT, None, GOLD)
     assert unscored.kept_at(0.0) and not unscored.kept_at(0.05)
-
-
-def test_thresholds_are_stored_per_model_and_domain_and_read_by_the_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "thresholds.json"
-    store_threshold("m", "v1", "hotels", {"threshold": 0.35}, path)
-    store_threshold("m", "v2", "hotels", {"threshold": 0.5}, path)
-    assert threshold_for("m", "v1", "hotels", path) == 0.35
-    assert threshold_for("m", "v1", "cars", path) is None
-    monkeypatch.delenv("SKIFF_CONFIDENCE_THRESHOLD", raising=False)
-    settings = WorkerSettings(
-        domain="hotels", model_name="m", model_version="v2", thresholds_file=path
-    )
-    assert settings.threshold() == 0.5
-    monkeypatch.setenv("SKIFF_CONFIDENCE_THRESHOLD", "0.2")  # an explicit setting wins
-    explicit = WorkerSettings(
-        domain="hotels", model_name="m", model_version="v2", thresholds_file=path
-    )
-    assert explicit.threshold() == 0.2
 
 
 # --- context and questions ---------------------------------------------------------------------

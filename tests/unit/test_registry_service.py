@@ -10,6 +10,7 @@ import pytest
 from skiff_contracts.domains import FlightsDraft
 from skiff_contracts.registry import (
     Ack,
+    Calibration,
     GetHistory,
     GetModel,
     Heartbeat,
@@ -23,6 +24,7 @@ from skiff_contracts.registry import (
     Retire,
     Rollback,
     SchemaList,
+    SetThreshold,
     TaskAliases,
 )
 from tests.fakes.registry import MemoryRegistry, registration
@@ -244,3 +246,46 @@ async def test_reconcile_completes_an_interrupted_promotion(registry: MemoryRegi
         ("challenger", None, V1, "repair"),
     ]
     assert await registry.reconcile() == []
+
+
+async def test_a_calibrated_threshold_lives_on_the_card_with_its_evidence(
+    registry: MemoryRegistry,
+) -> None:
+    evidence = Calibration(
+        threshold=0.45, target_accuracy=0.97, kept_share=0.86, kept_accuracy=0.975,
+        records=300, data="dev.jsonl", who="ops",
+    )  # fmt: skip
+    reply = await registry.handle(SetThreshold(model_id=V2, calibration=evidence))
+    assert isinstance(reply, Ack) and reply.card is not None
+    card = (await view(registry, V2)).card
+    assert (card.confidence_threshold, card.calibration) == (0.45, evidence)
+    assert (await view(registry, V1)).card.confidence_threshold is None  # only that version
+    # A re-registration (a worker restarting) keeps the card's threshold.
+    await registry.handle(registration(version="2"))
+    assert (await view(registry, V2)).card.confidence_threshold == 0.45
+    # "No threshold reaches the target" clears it: the version then keeps every answer.
+    cleared = evidence.model_copy(update={"threshold": None, "kept_share": None})
+    await registry.handle(SetThreshold(model_id=V2, calibration=cleared))
+    assert (await view(registry, V2)).card.confidence_threshold is None
+
+
+async def test_a_threshold_for_an_unknown_model_or_without_who_is_refused(
+    registry: MemoryRegistry,
+) -> None:
+    evidence = Calibration(threshold=0.5, target_accuracy=0.97, records=10, data="d", who="ops")
+    unknown = await registry.handle(
+        SetThreshold(model_id="flights.extract/x@9", calibration=evidence)
+    )
+    assert isinstance(unknown, Refused) and unknown.code == "not_found"
+    anonymous = evidence.model_copy(update={"who": " "})
+    refused = await registry.handle(SetThreshold(model_id=V2, calibration=anonymous))
+    assert isinstance(refused, Refused) and refused.code == "invalid"
+
+
+def test_each_tasks_adapter_has_its_own_engine_name_where_the_subject_slug_is_shared() -> None:
+    # The shipped adapters share a name and version; one engine (SGLang, `skiff extract
+    # --local`) holds all four, so loading one under another's name would replace it.
+    cards = [registration(domain).card for domain in ("flights", "hotels", "cars", "insurance")]
+    assert len({card.slug for card in cards}) == 1
+    assert len({card.adapter_name for card in cards}) == 4
+    assert cards[0].adapter_name == "flights-extract-smollm2-lora-1"

@@ -144,20 +144,23 @@ async def test_reconcile_loads_the_adapter_warms_it_and_subscribes_then_drops_it
 
     adapters = serving(engine, versions, subscribe, unsubscribe)
     await adapters.reconcile([card])
-    assert engine.loaded == {card.slug: tmp_path / "v2" / "adapter.gguf"}
-    assert engine.calls == [card.slug]  # warmed up with its own adapter
+    assert engine.loaded == {card.adapter_name: tmp_path / "v2" / "adapter.gguf"}
+    assert engine.calls == [card.adapter_name]  # warmed up with its own adapter
     assert subscribed == [card.model_id]
     served = versions[card.model_id]
     assert (served.prompt_version, served.adapter, served.confidence_threshold) == (
-        "ft1", card.slug, -0.5,
+        "ft1", card.adapter_name, -0.5,
     )  # fmt: skip
     generation = Generation(value={}, raw="{}", tokens_in=1_000_000, tokens_out=0,
                             token_logprobs=(), latency_ms=1.0, engine="llamacpp",
-                            model="m", adapter=card.slug)  # fmt: skip
+                            model="m", adapter=card.adapter_name)  # fmt: skip
     assert served._call(generation).cost_usd == 0.02  # an adapter pays its base model's rate
 
     await adapters.reconcile([card])  # already served: nothing again
     assert subscribed == [card.model_id] and len(engine.calls) == 1
+    calibrated = card.model_copy(update={"confidence_threshold": 0.4})  # skiff calibrate
+    await adapters.reconcile([calibrated])  # the served version follows its card
+    assert served.confidence_threshold == 0.4 and len(engine.calls) == 1
     await adapters.reconcile([card.model_copy(update={"status": "retired"})])
     assert unsubscribed == [card.model_id] and versions == {}
     assert engine.loaded == {}  # its adapter unloaded

@@ -86,6 +86,7 @@ class InsuranceDraft(Frozen):
     trip_start: Text | None = None
     trip_end: Text | None = None
     residence_country: Text | None = None
+    trip_cost: Text | None = None
 
 
 Draft = FlightsDraft | HotelsDraft | CarsDraft | InsuranceDraft
@@ -143,6 +144,9 @@ class CarsRequest(Frozen):
     pickup_city: str | None = None
     pickup_city_iata: str | None = None
     pickup_location: str | None = None
+    pickup_airport: str | None = Field(
+        default=None, description="IATA code, when the pickup location is an airport"
+    )
     pickup_date: date | None = None
     pickup_time: time | None = None
     dropoff_date: date | None = None
@@ -151,7 +155,8 @@ class CarsRequest(Frozen):
 
 
 class InsuranceRequest(Frozen):
-    """A grounded travel-insurance request. `trip_cost` is derived from held offers, never asked."""
+    """A grounded travel-insurance request. `trip_cost` is the cost the traveller stated, in
+    `trip_cost_currency`; when they stated none, the planner sets it from the held offers."""
 
     domain: Literal["insurance"] = "insurance"
     travelers: PartySize | None = None
@@ -159,6 +164,7 @@ class InsuranceRequest(Frozen):
     trip_start: date | None = None
     trip_end: date | None = None
     trip_cost: Annotated[float, Field(ge=0)] | None = None
+    trip_cost_currency: str | None = Field(default=None, description="ISO 4217 code")
     residence_country: str | None = None
 
 

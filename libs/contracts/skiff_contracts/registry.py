@@ -70,6 +70,19 @@ class Evaluation(Frozen):
     )
 
 
+class Calibration(Frozen):
+    """Where a card's confidence threshold came from: `skiff calibrate` on labelled data."""
+
+    threshold: float | None = Field(description="None: no threshold reached the target")
+    target_accuracy: float
+    kept_share: float | None = None
+    kept_accuracy: float | None = None
+    records: int
+    data: str = Field(description="the labelled data it was chosen on")
+    who: str
+    at: datetime = Field(default_factory=utc_now)
+
+
 class ModelCard(Frozen):
     """One model version serving one task."""
 
@@ -84,7 +97,13 @@ class ModelCard(Frozen):
     endpoint: str | None = None
     output_schema: SchemaRef
     prompt_version: str
-    confidence_threshold: float | None = None
+    confidence_threshold: float | None = Field(
+        default=None,
+        description="below it a step escalates (low_confidence); this card is its only home",
+    )
+    calibration: Calibration | None = Field(
+        default=None, description="the last `skiff calibrate` that set the threshold"
+    )
     evaluations: tuple[Evaluation, ...] = ()
     status: ModelStatus = "candidate"
     canary_share: float = Field(default=0.1, ge=0, le=1)
@@ -98,6 +117,12 @@ class ModelCard(Frozen):
     @property
     def slug(self) -> str:
         return slug_of(self.model_id)
+
+    @property
+    def adapter_name(self) -> str:
+        """What an engine loads its adapter as: unique across tasks (one SGLang server, or
+        one in-process engine, may hold every domain's adapter; the slug leaves out the task)."""
+        return slug(self.model_id)
 
 
 class AliasMove(Frozen):
@@ -302,6 +327,14 @@ class Retire(Frozen):
     why: str
 
 
+class SetThreshold(Frozen):
+    """Set a version's confidence threshold (what `skiff calibrate` chose)."""
+
+    kind: Literal["set_threshold"] = "set_threshold"
+    model_id: str
+    calibration: Calibration
+
+
 class GetModel(Frozen):
     kind: Literal["get_model"] = "get_model"
     model_id: str
@@ -334,6 +367,7 @@ RegistryRequest = Annotated[
     | Promote
     | Rollback
     | Retire
+    | SetThreshold
     | GetModel
     | ListModels
     | GetHistory

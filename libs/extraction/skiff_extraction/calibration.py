@@ -9,17 +9,15 @@ the one that keeps the most work on the SLM at that quality. When no threshold r
 `choose` returns None, and nothing is stored — a model that cannot meet the target at any
 threshold needs a better model (or a lower target), not a guess.
 
-The thresholds file (`data/thresholds.json` by default) is keyed by model
-(`<name>@<version>`, as the worker's settings name it) and domain; the domain worker reads
-its entry at start-up when `SKIFF_CONFIDENCE_THRESHOLD` is unset.
+A chosen threshold lives on the model version's registry card (`SetThreshold`, sent by
+`skiff calibrate`; a shipped adapter's card carries the one `make models` chose on the dev
+split), which the workers serving the version read.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from skiff_contracts.domains import Domain
@@ -28,7 +26,6 @@ from skiff_extraction.scoring import SlotScore
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 BUNDLED_MODEL_VERSION = "base-q4_1"
 DEFAULT_THRESHOLDS = tuple(round(i * 0.05, 2) for i in range(21))  # 0.00, 0.05, …, 1.00
-THRESHOLDS_FILE = Path(__file__).resolve().parent / "data" / "thresholds.json"
 
 
 @dataclass(frozen=True)
@@ -90,37 +87,3 @@ def choose(rows: Sequence[ThresholdRow], target_accuracy: float) -> ThresholdRow
         if row.kept and row.kept_accuracy is not None and row.kept_accuracy >= target_accuracy:
             return row
     return None
-
-
-def model_key(name: str, version: str) -> str:
-    return f"{name}@{version}"
-
-
-def load_thresholds(path: Path | None = None) -> dict[str, Any]:
-    """The whole thresholds file (empty when there is none yet)."""
-    target = path or THRESHOLDS_FILE
-    if not target.exists():
-        return {"models": {}}
-    data: dict[str, Any] = json.loads(target.read_text())
-    data.setdefault("models", {})
-    return data
-
-
-def threshold_for(
-    name: str, version: str, domain: Domain, path: Path | None = None
-) -> float | None:
-    """The stored threshold for this model and domain, or None when none was calibrated."""
-    entry = load_thresholds(path)["models"].get(model_key(name, version), {}).get(domain)
-    return float(entry["threshold"]) if entry else None
-
-
-def store_threshold(
-    name: str, version: str, domain: Domain, entry: Mapping[str, Any], path: Path | None = None
-) -> Path:
-    """Write (or replace) one model's entry for one domain; returns the file written."""
-    target = path or THRESHOLDS_FILE
-    data = load_thresholds(target)
-    data["models"].setdefault(model_key(name, version), {})[domain] = dict(entry)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return target

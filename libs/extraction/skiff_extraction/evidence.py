@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -32,16 +33,20 @@ DATE_FIELDS = frozenset({
 TIME_FIELDS = frozenset({"pickup_time"})
 # A time needs a clock figure ("10:30", "3 pm", "9 o'clock") or a time-of-day word:
 # "tomorrow" or "16 March" in a time slot is a date the model put in the wrong field.
+_HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
 _TIME_LIKE = re.compile(
-    r"\d{1,2}:\d{2}|\d{1,2}\s*(?:am|pm|a\.m|p\.m|o\s?clock)\b"
+    rf"\d{{1,2}}:\d{{2}}|(?:\d{{1,2}}|\b(?:{_HOURS}))\s*(?:am|pm|a\.m|p\.m|o\s?clock)\b"
     r"|\b(?:noon|midnight|morning|afternoon|evening|night)\b"
 )
 # Counts whose number must come with its unit: "2 adults" is no evidence of 2 rooms or nights.
-COUNT_UNITS = {"nights": "night", "rooms": "room", "star_rating": "star"}
+# A stay of "two days" is two nights; "two hotel rooms" has a word between number and unit.
+COUNT_UNITS = {"nights": "(?:night|day)", "rooms": "room", "star_rating": "star"}
 COUNTRY_FIELDS = frozenset({"residence_country"})
 NUMBER_WORDS = {
     "one": 1, "single": 1, "alone": 1, "myself": 1, "two": 2, "couple": 2, "both": 2,
     "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "wife and i": 2, "husband and i": 2, "partner and i": 2, "me and my wife": 2,
+    "me and my husband": 2, "me and my partner": 2,
 }  # fmt: skip
 # Words that must be in the text for a boolean or a category to be claimed.
 CUES: dict[str, tuple[str, ...]] = {
@@ -53,9 +58,9 @@ CUES: dict[str, tuple[str, ...]] = {
     "premium_economy": ("premium",),
     "business": ("business",),
     "first": ("first class", "first"),
-    "compact": ("compact",),
-    "standard": ("standard",),
-    "full_size": ("full size", "fullsize", "full"),
+    "compact": ("compact", "small"),
+    "standard": ("standard", "medium", "intermediate", "mid size", "midsize"),
+    "full_size": ("full size", "fullsize", "full", "large", "big", "spacious"),
     "hatchback": ("hatchback",),
     "sedan": ("sedan",),
     "suv": ("suv",),
@@ -85,7 +90,7 @@ def _count_supported(value: float, unit: str, text: str) -> bool:
     words = [w for w, v in NUMBER_WORDS.items() if v == value and w.isalpha()]
     figures = [f"{value:g}", *words]
     said = "|".join(re.escape(f) for f in figures)
-    return bool(re.search(rf"\b(?:{said})\s*-?\s*{unit}", text))
+    return bool(re.search(rf"\b(?:{said})\s*-?\s*(?:[a-z]+\s+)?{unit}", text))
 
 
 def _phrase_in(phrase: str, text: str) -> bool:
@@ -141,9 +146,34 @@ def supported(field: str, value: object, raw_text: str) -> bool:
         return bool(_TIME_LIKE.search(str(value).casefold())) and _date_supported(key, text)
     if field in COUNTRY_FIELDS and _is_city_not_country(str(value)):
         return False
+    if field in CATEGORIES and _either_or(CATEGORIES[field], text):
+        return False
     if str(value) in CUES:
         return any(_phrase_in(cue, text) for cue in CUES[str(value)])
     return _phrase_in(key, text)
+
+
+# A field's categories: "business or economy is fine" names two, which is no preference.
+CATEGORIES = {
+    "seating_class": ("economy", "premium_economy", "business", "first"),
+    "car_type": ("economy", "compact", "standard", "full_size", "hatchback", "sedan", "suv",
+                 "minivan", "luxury"),
+    "coverage": ("basic", "standard", "premium"),
+}  # fmt: skip
+
+
+def _either_or(categories: tuple[str, ...], text: str) -> bool:
+    """Whether the text offers two of `categories` as alternatives ("SUV or sedan")."""
+    cues = sorted({cue: c for c in categories for cue in CUES[c]}.items(), key=lambda i: -len(i[0]))
+    words = "|".join(re.escape(cue) for cue, _ in cues)
+    found = [(m.start(), m.end(), dict(cues)[m[0]]) for m in re.finditer(rf"\b(?:{words})\b", text)]
+    for (_, end, first), (start, _, second) in pairwise(found):
+        if first != second and _OR_BETWEEN.fullmatch(text[end:start]):
+            return True
+    return False
+
+
+_OR_BETWEEN = re.compile(r"(?:\s+\w+)?\s+or\s+(?:\w+\s+)?")
 
 
 # Markup and JSON fragments inside a request are what prompt injection looks like

@@ -16,8 +16,11 @@ from skiff_contracts.domains import REQUESTS, Domain
 
 PLACE_SLOTS = frozenset({"origin", "destination", "location", "pickup_city"})
 FREE_TEXT_SLOTS = frozenset({"airline", "hotel_name", "pickup_location", "car_name"})
-DERIVED_FIELDS = frozenset({"domain", "origin_iata", "destination_iata", "location_iata",
-                            "pickup_city_iata", "trip_cost"})  # fmt: skip
+# Fields grounding adds beside what the user said: never a slot of their own.
+DERIVED_FIELDS = frozenset({
+    "domain", "origin_iata", "destination_iata", "location_iata", "pickup_city_iata",
+    "pickup_airport", "trip_cost_currency",
+})  # fmt: skip
 
 
 def _text(value: object) -> str:

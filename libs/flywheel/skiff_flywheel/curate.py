@@ -168,6 +168,7 @@ def _example(answer: AnswerAccepted, task: str, domain: Domain) -> Example | str
         answered_by=answer.answered_by,
         spans=spans_of(draft.model_dump(mode="json")),
         reference_date=answer.reference_date,
+        draft=draft.model_dump(mode="json"),
     )
 
 
@@ -181,14 +182,20 @@ def spans_of(draft: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def finish(examples: Iterable[Example], dropped: Counter[str], eval_share: float) -> Curated:
-    """Deduplicate, then split by group key."""
+def finish(
+    examples: Iterable[Example],
+    dropped: Counter[str],
+    eval_share: float,
+    fixed: Mapping[str, Split] | None = None,
+) -> Curated:
+    """Deduplicate, then split by group key (`fixed` names the split of some groups)."""
     if not 0 <= eval_share < 1:
         raise ValueError(f"eval_share must be in [0, 1), not {eval_share}")
     kept = deduplicate(examples, dropped)
     splits: dict[Split, list[Example]] = {split: [] for split in SPLITS}
     for example in kept:
-        splits[split_of(example.group, eval_share)].append(example)
+        split = (fixed or {}).get(example.group) or split_of(example.group, eval_share)
+        splits[split].append(example)
     return Curated(splits=splits, dropped=dict(sorted(dropped.items())))
 
 

@@ -45,6 +45,12 @@ class Example(_Frozen):
     reference_date: date | None = Field(
         default=None, description="the request's 'today', which its relative dates resolve against"
     )
+    draft: dict[str, Any] | None = Field(
+        default=None,
+        description="the draft a model should write for the text, where the source has it "
+        "(the call log's accepted drafts, generated requests); else it is built from `params` "
+        "and `spans`",
+    )
 
 
 class Manifest(_Frozen):

@@ -31,7 +31,7 @@ from skiff_extraction.prompts import check_prompt_version
 from skiff_flywheel.curate import domain_of
 from skiff_flywheel.dataset import MANIFEST, DatasetCorrupt, Example, Manifest, read_dataset
 from skiff_flywheel.flywheel_extra import require_flywheel
-from skiff_flywheel.training_config import TrainingConfig
+from skiff_flywheel.training_config import BOOKKEEPING, TrainingConfig
 from skiff_flywheel.training_data import build_training_set
 from skiff_flywheel.training_record import RECORD, TrainingRecord
 from skiff_flywheel.training_types import (
@@ -84,7 +84,9 @@ def train(
     done = _prepare_output(output, resume=resume, overwrite=overwrite)
     if done is not None:
         _check_finished(output, done.record, task, manifest, len(examples), config)
-        return done
+        if done.record.hyperparameters.export_dtype == config.export_dtype:
+            return done
+        # The same run exported another way: its last checkpoint is exported again.
     require_flywheel()
     tokenizer = EngineTokenizer(model_path)
     try:
@@ -155,7 +157,7 @@ def _check_finished(
             ("task", record.task == task),
             ("dataset", record.dataset.sha256 == manifest.sha256),
             ("examples", record.dataset.examples == examples),
-            ("hyperparameters", record.hyperparameters == config),
+            ("hyperparameters", _trained_by(record.hyperparameters) == _trained_by(config)),
         )
         if not same
     ]
@@ -183,3 +185,8 @@ def _prepare_output(output: Path, *, resume: bool, overwrite: bool) -> TrainingR
             raise ResumeMismatch(f"{record} is not a finished run's record: {error}") from error
         return TrainingResult(output, finished, resumed=True, already_done=True)
     return None
+
+
+def _trained_by(config: TrainingConfig) -> dict[str, object]:
+    """The settings that decide the trained weights (not where or how they are written)."""
+    return config.model_dump(exclude=set(BOOKKEEPING))

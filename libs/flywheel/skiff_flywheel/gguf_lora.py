@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import gguf
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float32]
+ExportDtype = Literal["float32", "float16"]
 
 # peft/transformers module name -> llama.cpp tensor name within a block.
 GGUF_MODULES = {
@@ -91,16 +93,23 @@ def gguf_tensors(pairs: Mapping[tuple[int, str], LoraPair], heads: Heads) -> dic
 
 
 def write_gguf_lora(
-    path: Path, tensors: Mapping[str, Array], *, architecture: str, alpha: float, name: str
+    path: Path,
+    tensors: Mapping[str, Array],
+    *,
+    architecture: str,
+    alpha: float,
+    name: str,
+    dtype: ExportDtype = "float32",
 ) -> None:
-    """Write `tensors` (f32) as a LoRA adapter for `architecture` models."""
+    """Write `tensors` as a LoRA adapter for `architecture` models, stored as `dtype`
+    (llama.cpp applies F16 LoRA tensors as it applies F32 ones, at half the file)."""
     writer = gguf.GGUFWriter(str(path), arch=architecture)  # writes general.architecture
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
     writer.add_name(name)
     for tensor_name, data in tensors.items():
-        writer.add_tensor(tensor_name, data)
+        writer.add_tensor(tensor_name, data.astype(np.float16) if dtype == "float16" else data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -18,8 +18,16 @@ import re
 from pathlib import Path
 
 from peft import PeftModel, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 
-from skiff_flywheel.gguf_lora import Array, Heads, LoraPair, gguf_tensors, write_gguf_lora
+from skiff_flywheel.gguf_lora import (
+    Array,
+    ExportDtype,
+    Heads,
+    LoraPair,
+    gguf_tensors,
+    write_gguf_lora,
+)
 from skiff_flywheel.training_types import GGUF_FILE, PEFT_DIR
 
 # peft's state-dict keys: base_model.model.model.layers.{i}.{self_attn|mlp}.{module}.lora_A.weight
@@ -56,16 +64,23 @@ def export_adapter(
     alpha: float,
     name: str,
     base_model_id: str,
+    dtype: ExportDtype = "float32",
 ) -> list[Path]:
-    """Write `peft/` and `adapter.gguf` into `output`; return the files written."""
+    """Write `peft/` and `adapter.gguf` into `output`, weights stored as `dtype`; return the
+    files written."""
     peft_dir = output / PEFT_DIR
     model.peft_config["default"].base_model_name_or_path = base_model_id
     # No embedding layers are adapted; "auto" would look for the base's HF config to check.
     model.save_pretrained(str(peft_dir), save_embedding_layers=False)
     _canonical_config(peft_dir / "adapter_config.json")
+    if dtype == "float16":
+        weights = peft_dir / "adapter_model.safetensors"
+        save_file({k: v.half() for k, v in load_file(str(weights)).items()}, str(weights))
     gguf_path = output / GGUF_FILE
     tensors = gguf_tensors(lora_pairs(model), heads)
-    write_gguf_lora(gguf_path, tensors, architecture=architecture, alpha=alpha, name=name)
+    write_gguf_lora(
+        gguf_path, tensors, architecture=architecture, alpha=alpha, name=name, dtype=dtype
+    )
     return [
         peft_dir / "adapter_config.json",
         peft_dir / "adapter_model.safetensors",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from skiff_contracts.domains import REQUESTS, Domain
 from skiff_extraction.scoring import DERIVED_FIELDS, PLACE_SLOTS, matches
 from skiff_flywheel.curate import DEFAULT_EVAL_SHARE, Curated, domain_of, finish
-from skiff_flywheel.dataset import Example
+from skiff_flywheel.dataset import Example, Split
 from skiff_travel import Grounded, ground_city
 
 SOURCE = "sgd"
@@ -37,17 +37,29 @@ class SgdFormatError(Exception):
 
 
 def import_sgd(
-    path: Path,
+    path: Path | None,
     task: str,
     *,
     eval_share: float = DEFAULT_EVAL_SHARE,
     kinds: tuple[str, ...] = ("single", "trip"),
+    train_only: Sequence[Path] = (),
+    eval_only: Sequence[Path] = (),
 ) -> Curated:
-    """The SGD records with gold for `task`'s domain, as dataset splits grouped by dialogue."""
+    """The records with gold for `task`'s domain, as dataset splits.
+
+    `path`'s records are split by dialogue (`eval_share`); every record of a `train_only`
+    file (generated requests) goes to train and every one of an `eval_only` file (a
+    hand-written development set) to eval. Duplicates are removed across all of them, the
+    evaluation files' records winning, so no text is in both splits.
+    """
     domain = domain_of(task)
     dropped: Counter[str] = Counter()
-    examples = list(_examples(path, task, domain, kinds, dropped))
-    return finish(examples, dropped, eval_share)
+    held = [e for p in eval_only for e in _examples(p, task, domain, kinds, dropped)]
+    shared = list(_examples(path, task, domain, kinds, dropped)) if path else []
+    trained = [e for p in train_only for e in _examples(p, task, domain, kinds, dropped)]
+    fixed: dict[str, Split] = {e.group: "eval" for e in held}
+    fixed |= {e.group: "train" for e in trained}
+    return finish([*held, *shared, *trained], dropped, eval_share, fixed)
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
@@ -76,19 +88,22 @@ def _examples(
         if params is None:
             dropped["unmapped_gold"] += 1
             continue
+        source = str(record.get("source", SOURCE))
+        today = record.get("reference_date")
         yield Example(
             example_id=record["id"],
             task=task,
             text=record["text"],
             params=params,
-            source=SOURCE,
-            group=f"sgd:{record['dialogue_id']}",
+            source=source,
+            group=f"{source}:{record['dialogue_id']}",
             spans={
                 slot: str(value["value"])
                 for slot, value in sorted(gold.items())
                 if slot in params and value.get("canonical") != "dontcare"
             },
-            reference_date=REFERENCE_DATE,
+            reference_date=date.fromisoformat(today) if today else REFERENCE_DATE,
+            draft=record.get("drafts", {}).get(domain),
         )
 
 

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from skiff_extraction.prompts import ADAPTER_PROMPT_VERSION
 
 Schedule = Literal["cosine", "linear", "constant"]
+# Settings that change what a run writes down, not what it trains: a resumed run may change
+# them (keep more checkpoints, export at half precision) and still continue the same run.
+BOOKKEEPING = frozenset({"checkpoint_every", "log_every", "keep_checkpoints", "export_dtype"})
 
 # All linear layers of a llama block: attention and MLP. Adapting the MLP too roughly
 # doubles the trainable parameters (0.9 M -> 2.4 M at rank 8 on SmolLM2-135M) for little
@@ -78,6 +81,11 @@ class TrainingConfig(BaseModel):
         default=True,
         description="evaluate the prompt prefix a batch shares once, not once per sequence "
         "(same loss up to float rounding; dropout on it is then shared by the batch)",
+    )
+    export_dtype: Literal["float32", "float16"] = Field(
+        default="float32",
+        description="how the exported adapter stores its weights: float16 halves the files "
+        "(what the shipped adapters use); training itself is float32 either way",
     )
     prompt_version: str = Field(
         default=ADAPTER_PROMPT_VERSION,

@@ -26,6 +26,7 @@ from pathlib import Path
 import peft
 import torch
 import transformers
+from safetensors.torch import load_file
 
 from skiff_contracts.domains import DRAFTS, Domain
 from skiff_contracts.registry import schema_hash
@@ -35,7 +36,7 @@ from skiff_flywheel.artifacts import file_sha256
 from skiff_flywheel.base_model import LoadedBase, load_base
 from skiff_flywheel.dataset import Manifest
 from skiff_flywheel.lora_export import export_adapter
-from skiff_flywheel.training_config import TrainingConfig
+from skiff_flywheel.training_config import BOOKKEEPING, TrainingConfig
 from skiff_flywheel.training_data import Batch, TrainingSet, batch_plan, batches_per_epoch
 from skiff_flywheel.training_record import (
     RECORD,
@@ -170,6 +171,7 @@ class TrainingRun:
             alpha=config.alpha,
             name=f"{self.task} LoRA on {base.name}",
             base_model_id=self.base_model_id or str(self.model_path),
+            dtype=config.export_dtype,
         )
         record = self._record(
             base, plan, progress, throughput, files, duration=progress.seconds + seconds
@@ -192,7 +194,7 @@ class TrainingRun:
             "dataset_sha256": self.manifest.sha256,
             "base_sha256": base_sha256,
             "plan_sha256": plan_sha256,
-            "config": self.config.model_dump(mode="json"),
+            "config": self.config.model_dump(mode="json", exclude=set(BOOKKEEPING)),
         }
         root = checkpoints.checkpoint_root(self.output)
         latest = checkpoints.latest_checkpoint(self.output) if resume else None
@@ -300,3 +302,26 @@ def _throughput(steps: int, seconds: float, counts: _Counts) -> Throughput:
         evaluated_tokens_per_s=rate(counts.evaluated),
         target_tokens_per_s=rate(counts.target),
     )
+
+
+def export_checkpoint(
+    checkpoint: Path, output: Path, *, task: str, config: TrainingConfig, base: LoadedBase
+) -> Path:
+    """One checkpoint of a run exported like a finished adapter (`peft/`, `adapter.gguf`,
+    and a manifest naming the step), so a learning curve can evaluate it as a contender."""
+    model = lora_training.lora_model(base.model, config)
+    peft.set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter.safetensors")))
+    model.eval()
+    output.mkdir(parents=True, exist_ok=True)
+    files = export_adapter(
+        model, output, heads=base.heads, architecture=base.architecture, alpha=config.alpha,
+        name=f"{task} LoRA on {base.name} ({checkpoint.name})", base_model_id=base.name,
+    )  # fmt: skip
+    manifest = {
+        "task": task,
+        "prompt_version": config.prompt_version,
+        "checkpoint": checkpoint.name,
+        "files": {str(p.relative_to(output)): file_sha256(p) for p in files},
+    }
+    (output / RECORD).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+    return output

@@ -4,7 +4,9 @@ A model is served under the `ft1` prompt, which asks for the *draft*: every valu
 the traveller wrote it ("Philly", "next Friday"), null for what the text does not say. The
 worker grounds and converts drafts afterwards. A dataset example carries the accepted
 answer in request form (`params`: canonical cities, ISO dates) and, where the source has
-them, the values as written (`spans`). The target draft is built field by field:
+them, the values as written (`spans`). An example that carries its draft (`Example.draft`:
+the call log's accepted draft, a generated request's) teaches exactly that draft. Otherwise
+the target draft is built field by field:
 
 * text fields (places, dates, times, names): null when `params` has no value; else the
   span; else the `params` value itself when the text contains it (case-insensitively; the
@@ -15,7 +17,9 @@ them, the values as written (`spans`). The target draft is built field by field:
   or null. These are the draft's own types, so the canonical value is what a model writes
   ("two people" -> 2, "Premium Economy" -> "premium_economy").
 
-The draft must validate against `DRAFTS[domain]` (`invalid_draft` otherwise). Its JSON is
+The draft must validate against `DRAFTS[domain]` (`invalid_draft` otherwise), and the text
+must support each of its values as the worker's evidence check reads them
+(`unsupported_value` otherwise). Its JSON is
 laid out as the fast decoder lays it out: the schema's property order, `", "` and `": "`,
 no other white space, non-ASCII characters as themselves (`json.dumps(...,
 ensure_ascii=False)`); `training_data` then checks it against the decoder's grammar.
@@ -30,11 +34,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from skiff_contracts.domains import DRAFTS, Domain
+from skiff_extraction.evidence import unsupported_fields
 from skiff_extraction.schema import decoding_schema
 from skiff_flywheel.dataset import Example
 
 FieldKind = Literal["text", "number", "boolean", "category"]
-SkipReason = Literal["unwritten_value", "invalid_draft", "not_decodable", "too_long"]
+SkipReason = Literal[
+    "unwritten_value", "unsupported_value", "invalid_draft", "not_decodable", "too_long"
+]
 
 
 class TargetError(ValueError):
@@ -70,6 +77,9 @@ def field_kinds(domain: Domain) -> dict[str, FieldKind]:
 def target_draft(example: Example, domain: Domain) -> dict[str, Any]:
     """The draft `example` teaches, in the schema's field order; raises `TargetError`."""
     draft: dict[str, Any] = {}
+    if example.draft is not None:
+        draft = {name: example.draft.get(name) for name in field_kinds(domain)}
+        return _validated(example, domain, draft)
     for name, kind in field_kinds(domain).items():
         value = example.params.get(name)
         if kind != "text" or value is None:
@@ -83,12 +93,22 @@ def target_draft(example: Example, domain: Domain) -> dict[str, Any]:
                 f"{example.example_id}: {name}={value!r} has no span and is not in the text",
             )
         draft[name] = written
+    return _validated(example, domain, draft)
+
+
+def _validated(example: Example, domain: Domain, draft: dict[str, Any]) -> dict[str, Any]:
     try:
         checked = DRAFTS[domain].model_validate(draft)
     except ValidationError as error:
         raise TargetError(
             "invalid_draft", f"{example.example_id}: the draft fails {DRAFTS[domain].__name__}"
         ) from error
+    if unsupported := unsupported_fields(checked, example.text):
+        # A label the text does not bear out (SGD's state after a turn the text left out)
+        # would teach the model to invent what the worker's evidence check then drops.
+        raise TargetError(
+            "unsupported_value", f"{example.example_id}: the text does not say {unsupported}"
+        )
     dumped: dict[str, Any] = checked.model_dump(mode="json")
     return dumped
 

@@ -319,11 +319,12 @@ CLIENT = Identity(
 
 CLI = Identity(
     "cli",
-    "the `skiff` CLI: a client, plus `skiff extract` over NATS (extract and resolve commands, "
+    "the `skiff` CLI: a client, plus `skiff extract` over NATS (extract commands to a model "
+    "version, resolve commands, "
     "follows results) and `skiff registry` (the registry API)",
     CLIENT_GRANT
     | publish_durably(
-        *(subjects.task(domain, "extract") for domain in DOMAINS), subjects.TASK_LLM_RESOLVE
+        *(subjects.model_extract(domain, "*") for domain in DOMAINS), subjects.TASK_LLM_RESOLVE
     )
     | follow(subjects.STREAM_RESULTS)
     | request(subjects.REGISTRY_ALL),
@@ -331,14 +332,23 @@ CLI = Identity(
 
 FLYWHEEL = Identity(
     "flywheel",
-    "the conversion loop (`skiff flywheel export`, `curate`, `run`): reads the call log with "
-    "ordered consumers on `CALLS`; asks the registry for its cards, history and series and "
-    "registers candidate versions; publishes nothing else",
+    "the conversion loop (`skiff flywheel export`, `curate`, `run`) and `skiff models "
+    "install`: reads the call log with ordered consumers on `CALLS`; asks the registry for its "
+    "cards, history and series, registers versions, promotes the shipped champions and sets "
+    "calibrated thresholds; publishes nothing else",
     follow(subjects.STREAM_CALLS, lookup=False)
     | request(
         *(
             subjects.registry(op)
-            for op in ("register_model", "list_models", "get_model", "get_history", "get_series")
+            for op in (
+                "register_model",
+                "promote",
+                "set_threshold",
+                "list_models",
+                "get_model",
+                "get_history",
+                "get_series",
+            )
         )
     ),
 )

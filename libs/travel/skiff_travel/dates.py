@@ -163,6 +163,24 @@ def resolve_date(text: str, reference: date, *, after: date | None = None) -> da
     raise DateParseError(f"cannot read {text[:MAX_INPUT]!r} as a date")
 
 
+def resolve_duration(text: str) -> timedelta | None:
+    """A length of stay as written ("10 days", "for two weeks", "a fortnight", "3 nights",
+    "a ten-day trip"), or None when the text is not one. A day or a night is one calendar
+    day: 3 days from the 5th end on the 8th, as a rental or a hotel stay counts them."""
+    if not isinstance(text, str):
+        return None
+    words = re.sub(r"^(?:for|about|around|roughly|just|only)\s+", "", _words(_clean_date(text)))
+    if re.fullmatch(r"(?:a |one )?fortnight", words):
+        return timedelta(days=14)
+    unit = r"(?P<unit>days?|nights?|weeks?)"
+    pattern = rf"(?:{_COUNT_RE} )?{unit}(?: (?:long|trip|stay|away|holiday|vacation))?"
+    m = re.fullmatch(rf"(?:a |an )?{pattern}", words)
+    if m is None or (m["count"] is None and not words.startswith(("a ", "an "))):
+        return None
+    count = _count(m["count"]) if m["count"] else 1
+    return timedelta(days=count * (7 if m["unit"].startswith("week") else 1))
+
+
 def _clean_date(text: str) -> str:
     lowered = fold(text).strip()
     return re.sub(r"\s+", " ", lowered)

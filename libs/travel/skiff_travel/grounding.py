@@ -109,6 +109,11 @@ def ground_country(text: str, catalog: Catalog | None = None) -> str | None:
     return cat.country_code(hit[0]) if hit else None
 
 
+def is_airport_phrase(text: str) -> bool:
+    """Whether the text says it names an airport ("the Denver airport", "LAX International")."""
+    return bool(_AIRPORT_HINT.search(normalize_key(text)))
+
+
 def _variants(key: str) -> list[str]:
     """The key, then the key without filler words ("the city of Chicago")."""
     variants = [key]

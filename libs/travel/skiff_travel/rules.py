@@ -40,12 +40,27 @@ from skiff_contracts.domains import (
 )
 from skiff_contracts.problems import EscalationReason, Problem
 from skiff_travel.catalog import Catalog, City, default_catalog
-from skiff_travel.dates import DateParseError, TimeParseError, resolve_date, resolve_time
-from skiff_travel.grounding import Ambiguous, Grounded, ground_city, ground_country
+from skiff_travel.dates import (
+    DateParseError,
+    TimeParseError,
+    resolve_date,
+    resolve_duration,
+    resolve_time,
+)
+from skiff_travel.grounding import (
+    Ambiguous,
+    Grounded,
+    ground_city,
+    ground_country,
+    is_airport_phrase,
+)
+from skiff_travel.money import Money, MoneyParseError, parse_money
 
 MAX_DAYS_AHEAD = 365
 PARTY_MIN, PARTY_MAX = 1, 9
 NIGHTS_MIN, NIGHTS_MAX = 1, 60
+MAX_TRIP_COST = 1_000_000.0
+DEFAULT_CURRENCY = "USD"  # the supplier's currency: a trip cost without one is in it
 # Past this, a second date inferred into the next year is a swapped pair, not a long trip.
 _SWAPPED_GAP = timedelta(days=180)
 
@@ -58,6 +73,7 @@ _PRECEDENCE: tuple[EscalationReason, ...] = (
 _REASON_BY_CODE: dict[str, EscalationReason] = {
     "unparseable_date": "schema_invalid",
     "unparseable_time": "schema_invalid",
+    "unparseable_amount": "schema_invalid",
     "schema_invalid": "schema_invalid",
     "unknown_city": "ungrounded",
     "unknown_country": "ungrounded",
@@ -140,6 +156,16 @@ class _Checker:
             self.add("unknown_city", f"{text!r} is not a city we know{hint}", field_name)
         return None, None
 
+    def airport(self, location: str | None) -> Grounded | None:
+        """The airport a pickup location names ("JFK", "the Denver airport", "O'Hare"), if it
+        names one; any other location (a station, downtown, an address) is None."""
+        if location is None:
+            return None
+        found = ground_city(location, self.catalog)
+        if isinstance(found, Grounded) and (found.airport or is_airport_phrase(location)):
+            return found
+        return None
+
     def first_date(self, text: str | None, field_name: str) -> date | None:
         if text is None:
             return None
@@ -163,6 +189,19 @@ class _Checker:
         """A date that must not precede `first` (strictly follow it when `strict`)."""
         if text is None:
             return None
+        if (length := resolve_duration(text)) is not None:
+            if first is None:
+                self.add(
+                    "unparseable_date",
+                    f"{field_name} {text!r} is a length of time, with no {first_name} to count"
+                    " it from",
+                    field_name,
+                )
+                return None
+            self._date_window(first + length, field_name)
+            return first + length
+        if first is not None and text.strip().isdigit():
+            text = f"the {text.strip()}"  # "March 12 to 19": a bare number after a date
         try:
             value = resolve_date(text, self.reference, after=first)
             plain = resolve_date(text, self.reference) if first is not None else value
@@ -312,6 +351,9 @@ class _Checker:
 
     def cars(self, draft: CarsDraft) -> Request | Rejection:
         city, city_iata = self.place(draft.pickup_city, "pickup_city")
+        airport = self.airport(draft.pickup_location)
+        if airport is not None and draft.pickup_city is None:
+            city, city_iata = airport.city, airport.iata  # "at JFK" names New York
         pickup = self.first_date(draft.pickup_date, "pickup_date")
         dropoff = self.second_date(
             draft.dropoff_date,
@@ -328,6 +370,7 @@ class _Checker:
                 "pickup_city": city.name if city else None,
                 "pickup_city_iata": city_iata,
                 "pickup_location": draft.pickup_location,
+                "pickup_airport": airport.iata if airport and airport.city == city else None,
                 "pickup_date": pickup,
                 "pickup_time": pickup_time,
                 "dropoff_date": dropoff,
@@ -343,6 +386,7 @@ class _Checker:
             draft.trip_end, "trip_end", start, "trip_start", "trip_end_before_start", strict=False
         )
         country = self.country(draft.residence_country)
+        cost = self.money(draft.trip_cost, "trip_cost")
         return self.finish(
             InsuranceRequest,
             {
@@ -350,10 +394,28 @@ class _Checker:
                 "coverage": draft.coverage,
                 "trip_start": start,
                 "trip_end": end,
-                "trip_cost": None,
+                "trip_cost": cost.amount if cost else None,
+                "trip_cost_currency": cost.currency if cost else None,
                 "residence_country": country,
             },
         )
+
+    def money(self, text: str | None, field_name: str) -> Money | None:
+        if text is None:
+            return None
+        try:
+            found = parse_money(text)
+        except MoneyParseError as exc:
+            self.add("unparseable_amount", str(exc), field_name)
+            return None
+        if found.amount <= 0 or found.amount > MAX_TRIP_COST:
+            self.add(
+                "amount_range",
+                f"{field_name} must be above 0 and at most {MAX_TRIP_COST:,.0f}, got {text!r}",
+                field_name,
+            )
+            return None
+        return Money(found.amount, found.currency or DEFAULT_CURRENCY)
 
     def country(self, text: str | None) -> str | None:
         if text is None:

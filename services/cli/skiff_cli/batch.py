@@ -23,9 +23,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import Field
 
+from skiff_cli.registry_cli import RegistryApi, RegistryUnavailable
 from skiff_cli.stack import connect
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
@@ -41,7 +43,8 @@ from skiff_contracts.messages import (
     ResolveTask,
     WorkerReply,
 )
-from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION, threshold_for
+from skiff_contracts.registry import ListModels, ModelList, model_id_for, slug_of
+from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION
 from skiff_extraction.examples import ExampleBank
 from skiff_extraction.llm_tier import (
     STANDIN_VERSION,
@@ -53,7 +56,10 @@ from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_extraction.pricing import DEFAULT_PRICES, ModelPrice
 from skiff_extraction.resolver import Resolver
 from skiff_extraction.router import Router, load_router
+from skiff_flywheel.artifacts import adapter_path
+from skiff_inference.engine import Engine
 from skiff_inference.factory import EngineSettings, build_engine
+from skiff_models import shipped_cards
 from skiff_runtime.settings import ServiceSettings
 
 DomainChoice = Literal["flights", "hotels", "cars", "insurance", "auto"]
@@ -196,31 +202,49 @@ def local_resolver(settings: BatchSettings, url: str | None) -> Resolver:
     )
 
 
+ModelChoice = Literal["champion", "base"]
+
+
+async def local_extractors(
+    engine: Engine,
+    model: ModelChoice,
+    prices: Mapping[str, ModelPrice],
+    threshold: float | None,
+) -> dict[Domain, Extractor]:
+    """Per domain, what a worker would serve: the shipped champion (its adapter loaded into
+    `engine`, its prompt, its card's threshold) or, with `base`, the bundled base model with
+    its few-shot prompt. `threshold`, when given, replaces every card's."""
+    base = ModelIdentity(name=BUNDLED_MODEL_NAME, version=BUNDLED_MODEL_VERSION)
+    extractors = {d: Extractor(engine, d, base, threshold, prices=prices) for d in DOMAINS}
+    if model == "base":
+        return extractors
+    for domain, card in shipped_cards().items():
+        await engine.load_adapter(card.adapter_name, adapter_path(card, "llamacpp"))
+        extractors[domain] = Extractor(
+            engine, domain,
+            ModelIdentity(name=card.name, version=card.version, priced_as=BUNDLED_MODEL_NAME),
+            card.confidence_threshold if threshold is None else threshold,
+            prompt_version=card.prompt_version, adapter=card.adapter_name, prices=prices,
+        )  # fmt: skip
+    return extractors
+
+
 async def extract_local(
     path: Path,
     domain: DomainChoice,
     reference_date: date,
     engine_settings: EngineSettings,
     *,
+    model: ModelChoice = "champion",
     resolver: Resolver | None = None,
     prices: Mapping[str, ModelPrice] = DEFAULT_PRICES,
-    thresholds: Mapping[Domain, float | None] | None = None,
+    threshold: float | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The worker's extraction pipeline, in this process, one line at a time; with a
-    `resolver`, what the SLM escalates goes to that LLM tier.
-
-    `thresholds` are the confidence thresholds per domain; None: what `skiff calibrate`
-    stored for the bundled model, as a worker with no `SKIFF_CONFIDENCE_THRESHOLD` does.
-    """
+    """The worker's extraction pipeline, in this process, one line at a time, with the
+    shipped champions (or the base model); with a `resolver`, what the SLM escalates goes to
+    that LLM tier."""
     engine = build_engine(engine_settings)
-    # The bundled model under the name and version the workers give it (same thresholds,
-    # same prices).
-    identity = ModelIdentity(name=BUNDLED_MODEL_NAME, version=BUNDLED_MODEL_VERSION)
-    if thresholds is None:
-        thresholds = {d: threshold_for(identity.name, identity.version, d) for d in DOMAINS}
-    extractors = {
-        d: Extractor(engine, d, identity, thresholds.get(d), prices=prices) for d in DOMAINS
-    }
+    extractors = await local_extractors(engine, model, prices, threshold)
     router = router_for(domain, engine_settings)
     try:
         for index, line in enumerate(read_lines(path)):
@@ -242,6 +266,25 @@ async def extract_local(
             await resolver.engine.aclose()
 
 
+async def serving_subjects(connection: Client, model: ModelChoice) -> dict[Domain, str]:
+    """Where each domain's extraction goes: the subject of the version the registry makes
+    its champion now, or of the base model every worker registers."""
+    api = RegistryApi(connection)
+    chosen: dict[Domain, str] = {}
+    for domain in DOMAINS:
+        task = f"{domain}.extract"
+        if model == "base":
+            wanted: str | None = model_id_for(task, BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION)
+        else:
+            listed = await api.ask(ListModels(task=task))
+            aliases = listed.aliases if isinstance(listed, ModelList) else ()
+            wanted = next((a.champion for a in aliases if a.task == task), None)
+        if wanted is None:
+            raise RegistryUnavailable(f"the registry names no champion for {task}")
+        chosen[domain] = subjects.model_extract(domain, slug_of(wanted))
+    return chosen
+
+
 async def extract_over_nats(
     path: Path,
     domain: DomainChoice,
@@ -251,11 +294,14 @@ async def extract_over_nats(
     timeout_s: float = 300.0,
     window: int = 16,
     tiers: Tiers = "slm",
+    model: ModelChoice = "champion",
 ) -> AsyncIterator[dict[str, Any]]:
-    """Publish each line as a command to the running workers and collect their replies; with
-    `tiers="slm+llm"`, an escalation goes on to the running LLM worker."""
+    """Publish each line as a command to the version serving its domain (the champion, or
+    the base model) and collect the replies; with `tiers="slm+llm"`, an escalation goes on
+    to the running LLM worker."""
     # As the `cli` identity, with its own inbox prefix: the only replies it may read.
     connection = await connect(nats_url)
+    targets = await serving_subjects(connection, model)
     js = connection.jetstream()
     batch = f"{int(time.time() * 1000):x}"
     router = router_for(domain, engine_settings)
@@ -298,7 +344,7 @@ async def extract_over_nats(
                 task = task_for(batch, index, line, chosen, reference_date)
                 pending[(task.trip_id, task.step)] = (line, task)
                 await js.publish(
-                    subjects.task(chosen, "extract"),
+                    targets[chosen],
                     task.model_dump_json().encode(),
                     headers={"Nats-Msg-Id": task.message_id},
                 )

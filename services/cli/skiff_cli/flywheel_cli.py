@@ -87,7 +87,7 @@ def curate_command(
         raise typer.Exit(1)
     source = input_path if input_path is not None else stream_source(nats_url, home)
     curated = curate(read_log(source, task, since), task, eval_share=eval_share)
-    manifest = write_or_exit(curated, output, task=task, source="calls", eval_share=eval_share,
+    manifest = write_or_exit(curated, output, task=task, sources=["calls"], eval_share=eval_share,
                       version=version, overwrite=overwrite)  # fmt: skip
     show_dataset(manifest, output)
 
@@ -95,20 +95,39 @@ def curate_command(
 @flywheel_app.command("import")
 def import_command(
     task: Task,
-    source: Annotated[Path, typer.Option(help="the sgd-train directory (or its train.jsonl)")],
     output: Output,
+    source: Annotated[
+        Path | None,
+        typer.Option(help="the sgd-train directory (or its train.jsonl): split by dialogue"),
+    ] = None,
+    train_only: Annotated[
+        list[Path] | None,
+        typer.Option(help="records in the same format that all go to train (generated ones)"),
+    ] = None,
+    eval_only: Annotated[
+        list[Path] | None,
+        typer.Option(help="records that all go to eval (a hand-written development set)"),
+    ] = None,
     eval_share: EvalShare = DEFAULT_EVAL_SHARE,
     version: Version = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Externally labelled data (SGD) → a dataset marked with its source, split by dialogue."""
+    """Externally labelled data (SGD, generated, hand-written) → a dataset marked with its
+    sources, SGD split by dialogue."""
+    if source is None and not train_only and not eval_only:
+        console.print("[red]nothing to import: give --source, --train-only or --eval-only[/red]")
+        raise typer.Exit(1)
     try:
-        curated = import_sgd(source, task, eval_share=eval_share)
+        curated = import_sgd(source, task, eval_share=eval_share, train_only=train_only or (),
+                             eval_only=eval_only or ())  # fmt: skip
     except (UnknownTask, SgdFormatError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
-    manifest = write_or_exit(curated, output, task=task, source=SGD_SOURCE, eval_share=eval_share,
-                      version=version, overwrite=overwrite)  # fmt: skip
+    sources = sorted({e.source for split in curated.splits.values() for e in split})
+    manifest = write_or_exit(
+        curated, output, task=task, sources=sources or [SGD_SOURCE], eval_share=eval_share,
+        version=version, overwrite=overwrite,
+    )  # fmt: skip
     show_dataset(manifest, output)
 
 

@@ -31,7 +31,8 @@ from skiff_contracts.registry import (
     RegisterModel,
     RolloutMode,
 )
-from skiff_extraction.cards import BUNDLED_BASE_MODEL
+from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION
+from skiff_extraction.cards import BUNDLED_BASE_MODEL, extraction_card
 from skiff_extraction.prompts import PROMPT_VERSION
 from skiff_flywheel.artifacts import MANIFEST, AdapterError
 from skiff_flywheel.curate import UnknownTask, domain_of
@@ -48,6 +49,7 @@ from skiff_flywheel.registration import (
     RegistrationError,
     adapter_card,
 )
+from skiff_flywheel.shipping import ship
 from skiff_inference.engine import EngineError
 from skiff_inference.llamacpp import LlamaCppEngine
 
@@ -183,13 +185,33 @@ def register(app: typer.Typer) -> None:
         ),
         engine: Annotated[str, typer.Option(help="the engine kind that serves it")] = "llamacpp",
         owner: Annotated[str | None, typer.Option(help="default: $USER")] = None,
+        ship: Annotated[
+            Path | None,
+            typer.Option(
+                help="write the card and adapter into this directory (package data "
+                "of a release) instead of registering them"
+            ),
+        ] = None,
         nats_url: NatsUrl = None,
     ) -> None:
-        """Register an evaluated adapter as a candidate version of its task."""
+        """Register an evaluated adapter as a candidate version of its task (or ship it)."""
         try:
             report = EvaluationReport.model_validate_json(evaluation.read_text("utf-8"))
             if report.task != task:
                 raise RegistrationError(f"{evaluation} evaluates {report.task}, not {task}")
+            if ship is not None:
+                shipped = ship_adapter(
+                    adapter,
+                    report,
+                    ship,
+                    name=name,
+                    version=version,
+                    base_model=base_model,
+                    engine=engine,
+                    owner=owner,
+                )
+                console.print(f"shipped {task}/{name}@{version} → {shipped}")
+                return
             card = asyncio.run(
                 register_adapter(
                     adapter,
@@ -212,6 +234,29 @@ def register(app: typer.Typer) -> None:
         if baseline is None:
             console.print("[yellow]its evaluation is not against the current champion: "
                           "automatic rollout waits for a fresh one[/yellow]")  # fmt: skip
+
+
+def ship_adapter(
+    adapter: Path,
+    report: EvaluationReport,
+    destination: Path,
+    *,
+    name: str,
+    version: str,
+    base_model: str,
+    engine: str,
+    owner: str | None,
+) -> Path:
+    """Write a shipped adapter (`shipping.ship`); its evaluation's baseline is the bundled
+    base model every worker registers, which is the champion it will replace."""
+    domain = domain_of(report.task)
+    base, _ = extraction_card(domain, name=BUNDLED_MODEL_NAME, version=BUNDLED_MODEL_VERSION,
+                              base_model=base_model, engine=engine, owner="skiff")  # fmt: skip
+    card, _ = adapter_card(
+        adapter, report, name=name, version=version, base_model=base_model, engine=engine,
+        owner=owner or "skiff", rollout="manual", champion=base,
+    )  # fmt: skip
+    return ship(adapter, report, card, destination)
 
 
 async def champion_of(api: RegistryApi, task: str) -> ModelCard | None:

@@ -67,7 +67,7 @@ def _dataset(
     else:
         records = read_log(stream_source(nats_url, home), task, None)
         curated, source = curate(records, task, eval_share=eval_share), "calls"
-    manifest = write_or_exit(curated, output, task=task, source=source, eval_share=eval_share,
+    manifest = write_or_exit(curated, output, task=task, sources=[source], eval_share=eval_share,
                              version=None, overwrite=True)  # fmt: skip
     show_dataset(manifest, output)
     return manifest

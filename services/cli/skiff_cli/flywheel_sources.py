@@ -4,6 +4,7 @@ and writing and showing a dataset."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,13 +72,13 @@ def write_or_exit(
     output: Path,
     *,
     task: str,
-    source: str,
+    sources: Sequence[str],
     eval_share: float,
     version: str | None,
     overwrite: bool,
 ) -> Manifest:
     try:
-        return write_dataset(output, curated.splits, task=task, sources=[source],
+        return write_dataset(output, curated.splits, task=task, sources=sources,
                              dropped=curated.dropped, eval_share=eval_share, rules=RULES,
                              version=version, overwrite=overwrite)  # fmt: skip
     except DatasetExists as error:

@@ -65,6 +65,12 @@ def train_command(
     checkpoint_every: Annotated[
         int | None, typer.Option(min=1, help="steps between checkpoints")
     ] = None,
+    keep_checkpoints: Annotated[
+        int | None, typer.Option(min=1, help="newest checkpoints kept (older ones deleted)")
+    ] = None,
+    export_dtype: Annotated[
+        str | None, typer.Option(help="float32 or float16: how the adapter's files store it")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="train on the first N examples")] = None,
     share_prefix: Annotated[
         bool | None, typer.Option(help="run a batch's common prompt prefix once")
@@ -81,6 +87,7 @@ def train_command(
         "max_steps": max_steps, "epochs": epochs, "seed": seed, "threads": threads,
         "batch_size": batch_size, "learning_rate": learning_rate, "rank": rank,
         "alpha": alpha, "checkpoint_every": checkpoint_every, "share_prefix": share_prefix,
+        "keep_checkpoints": keep_checkpoints, "export_dtype": export_dtype,
     }  # fmt: skip
     try:
         config = TrainingConfig(**{k: v for k, v in settings.items() if v is not None})

@@ -14,10 +14,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from skiff_cli import stack
+from skiff_cli import champions, stack
 from skiff_cli.batch import (
     BatchSettings,
     DomainChoice,
+    ModelChoice,
     Tiers,
     extract_local,
     extract_over_nats,
@@ -25,17 +26,15 @@ from skiff_cli.batch import (
     run_extract,
 )
 from skiff_cli.calibrate import calibrate as run_calibration
-from skiff_cli.calibrate import store as store_calibration
+from skiff_cli.calibrate import card_calibration, registry_card, set_threshold
 from skiff_cli.calibrate import table as calibration_table
 from skiff_cli.client import SkiffClient, SubmitError
 from skiff_cli.flywheel_cli import flywheel_app
-from skiff_cli.registry_cli import registry_app
+from skiff_cli.registry_cli import RegistryRefused, RegistryUnavailable, default_who, registry_app
 from skiff_cli.render import print_event
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.events import TripFinished, TripNeedsInput
 from skiff_contracts.messages import TripRequest
-from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION
-from skiff_extraction.pipeline import ModelIdentity
 from skiff_inference.factory import EngineSettings
 from skiff_runtime.telemetry import configure_tracing
 
@@ -44,6 +43,9 @@ streams_app = typer.Typer(no_args_is_help=True, help="JetStream streams, consume
 app.add_typer(streams_app, name="streams")
 app.add_typer(registry_app, name="registry")
 app.add_typer(flywheel_app, name="flywheel")
+models_app = typer.Typer(no_args_is_help=True, help="The fine-tuned adapters this release ships.")
+models_app.command("install")(champions.install_command)
+app.add_typer(models_app, name="models")
 console = Console(stderr=False)
 errors = Console(stderr=True)
 STILL_RUNNING = 3  # `skiff trip`'s exit status when --timeout passes before the trip ends
@@ -195,13 +197,19 @@ def extract(
         str, typer.Option(help="slm, or slm+llm: what the SLM escalates goes to the LLM tier")
     ] = "slm",
     threads: Annotated[int, typer.Option(help="engine threads for --local and the router")] = 2,
+    model: Annotated[
+        str, typer.Option(help="champion (the shipped adapters) or base (for comparison)")
+    ] = "champion",
     confidence_threshold: Annotated[
         float | None,
-        typer.Option(help="--local: the SLM's threshold (default: the calibrated one, if any)"),
+        typer.Option(help="--local: the SLM's threshold (default: each model card's)"),
     ] = None,
     nats_url: NatsUrl = None,
 ) -> None:
     """Batch extraction: one JSONL line per input line and domain."""
+    if model not in ("champion", "base"):
+        raise typer.BadParameter(f"unknown model {model!r}: champion or base", param_hint="--model")
+    chosen_model: ModelChoice = model  # type: ignore[assignment]
     if domain not in ("flights", "hotels", "cars", "insurance", "auto"):
         raise typer.BadParameter(f"unknown domain {domain!r}", param_hint="--domain")
     if tiers not in ("slm", "slm+llm"):
@@ -213,19 +221,27 @@ def extract(
     settings = BatchSettings()
     if not local:
         url = stack.resolve_nats_url(nats_url)
-        counts = run_extract(
-            extract_over_nats(input, chosen, ref, url, engine, tiers=chosen_tiers), output
+        rows = extract_over_nats(
+            input, chosen, ref, url, engine, tiers=chosen_tiers, model=chosen_model
         )
+        try:
+            counts = run_extract(rows, output)
+        except RegistryUnavailable as error:
+            errors.print(f"[red]{error}[/red]")
+            raise typer.Exit(2) from error
     elif chosen_tiers == "slm" or (settings.llm is not None and settings.llm.url):
         llm = chosen_tiers == "slm+llm"
-        rows = local_rows(input, chosen, ref, engine, settings, None, llm, confidence_threshold)
+        rows = local_rows(
+            input, chosen, ref, engine, settings, None, llm, confidence_threshold, chosen_model
+        )
         counts = run_extract(rows, output)
     else:
         console.print("no SKIFF_LLM__URL: starting the stand-in LLM server for this run")
         with stack.standin_llm(threads=threads) as standin:
             rows = local_rows(
-                input, chosen, ref, engine, settings, standin, True, confidence_threshold
-            )
+                input, chosen, ref, engine, settings, standin, True, confidence_threshold,
+                chosen_model,
+            )  # fmt: skip
             counts = run_extract(rows, output)
     console.print(json.dumps(counts), style="bold", highlight=False)
 
@@ -239,14 +255,15 @@ def local_rows(
     standin_url: str | None,
     llm: bool,
     threshold: float | None,
+    model: ModelChoice,
 ) -> AsyncIterator[dict[str, Any]]:
     """`--local` rows; with the LLM tier (`llm`) on the stand-in at `standin_url`, or the one
-    the settings name. `threshold` applies to every domain; None: the calibrated ones."""
+    the settings name. `threshold` applies to every domain; None: each model card's."""
     resolver = local_resolver(settings, standin_url) if llm else None
-    thresholds = dict.fromkeys(DOMAINS, threshold) if threshold is not None else None
     return extract_local(
-        input, domain, ref, engine, resolver=resolver, prices=settings.prices, thresholds=thresholds
-    )
+        input, domain, ref, engine, model=model, resolver=resolver, prices=settings.prices,
+        threshold=threshold,
+    )  # fmt: skip
 
 
 @app.command()
@@ -255,65 +272,71 @@ def calibrate(
     input: Annotated[
         Path, typer.Option("--input", exists=True, dir_okay=False, help="SGD format (gold_norm)")
     ],
-    reference_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
-    target_accuracy: Annotated[float, typer.Option(help="kept slot accuracy to reach")] = 0.9,
-    output: Annotated[
-        Path | None,
-        typer.Option(help="thresholds file (default: the one the worker reads at start-up)"),
+    model: Annotated[
+        str | None, typer.Option(help="the version to calibrate (default: the task's champion)")
     ] = None,
+    reference_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD for records without their own (default today)")
+    ] = None,
+    target_accuracy: Annotated[float, typer.Option(help="kept slot accuracy to reach")] = 0.97,
     limit: Annotated[int | None, typer.Option(help="use at most this many records")] = None,
-    model_name: Annotated[
-        str, typer.Option(help="the model's name, as the worker's settings")
-    ] = BUNDLED_MODEL_NAME,
-    model_version: Annotated[str, typer.Option(help="the model's version")] = BUNDLED_MODEL_VERSION,
     threads: Annotated[int, typer.Option(help="engine threads")] = 2,
+    dry_run: Annotated[bool, typer.Option(help="show the sweep, change no card")] = False,
+    who: Annotated[str | None, typer.Option(help="recorded on the card (default: $USER)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    nats_url: NatsUrl = None,
 ) -> None:
-    """Choose and store a domain's confidence threshold from labelled data."""
+    """Choose a model version's confidence threshold on labelled data; set it on its card."""
     if domain not in DOMAINS:
         raise typer.BadParameter(f"unknown domain {domain!r}", param_hint="--domain")
     chosen: Domain = domain
     ref = date.fromisoformat(reference_date) if reference_date else date.today()
-    identity = ModelIdentity(name=model_name, version=model_version)
+    url = stack.resolve_nats_url(nats_url)
+    try:
+        card = asyncio.run(registry_card(url, f"{chosen}.extract", model))
+    except RegistryUnavailable as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    if card is None:
+        errors.print(f"[red]no model {model or 'champion'} for {chosen}.extract[/red]")
+        raise typer.Exit(1)
     engine = EngineSettings(threads=threads)
     calibration = asyncio.run(
-        run_calibration(input, chosen, ref, engine, identity, target_accuracy, limit)
+        run_calibration(input, chosen, ref, engine, card, target_accuracy, limit)
     )
-    stored = store_calibration(calibration, input, output)
+    evidence = card_calibration(calibration, input, default_who(who))
+    if not dry_run:
+        try:
+            asyncio.run(set_threshold(url, card.model_id, evidence))
+        except (RegistryUnavailable, RegistryRefused) as error:
+            errors.print(f"[red]{error}[/red]")
+            raise typer.Exit(2) from error
     if as_json:
-        print(json.dumps({**calibration.report(), "stored_in": str(stored) if stored else None}))
+        print(json.dumps({**calibration.report(), "set_on_card": not dry_run}))
+        return
+    print(calibration_table(calibration))
+    threshold = "none" if evidence.threshold is None else f"{evidence.threshold:.2f}"
+    if dry_run:
+        console.print(f"would set threshold {threshold} on {card.model_id} (dry run)")
     else:
-        print(calibration_table(calibration))
-        if stored is not None:
-            assert calibration.chosen is not None
-            console.print(f"stored threshold {calibration.chosen.threshold:.2f} in {stored}")
-        else:
-            best = max(
-                (r for r in calibration.rows if r.kept_accuracy is not None),
-                key=lambda r: r.kept_accuracy or 0.0,
-                default=None,
-            )
-            shown = (
-                f"best kept accuracy {best.kept_accuracy:.3f} at threshold {best.threshold:.2f}"
-                if best and best.kept_accuracy is not None
-                else "nothing was kept at any threshold"
-            )
-            console.print(
-                f"[red]no threshold reaches {target_accuracy:.2f}[/] ({shown}); nothing stored: "
-                "the worker keeps its current threshold. Lower --target-accuracy or improve "
-                "the model."
-            )
-    if stored is None:
-        raise typer.Exit(1)
+        console.print(f"threshold {threshold} set on {card.model_id}")
+    if evidence.threshold is None:
+        console.print(
+            f"[yellow]no threshold reaches {target_accuracy:.2f}: the version runs without "
+            "one. Lower --target-accuracy or improve the model.[/yellow]"
+        )
 
 
 @app.command()
 def up(
     home: Home = stack.DEFAULT_HOME,
     threads: Annotated[int, typer.Option(help="engine threads per worker")] = 1,
+    shipped: Annotated[
+        bool, typer.Option(help="the shipped adapters as champions (--no-shipped: base models)")
+    ] = True,
 ) -> None:
     """Start NATS and every service locally (state in --home)."""
-    running = stack.up(home, threads=threads)
+    running = stack.up(home, threads=threads, shipped=shipped)
     console.print(f"stack up: {running.nats_url} (logs in {home}/)")
 
 

@@ -71,6 +71,10 @@ class RegistryUnavailable(Exception):
     """Nobody answered on the registry's subjects."""
 
 
+class RegistryRefused(Exception):
+    """The registry answered, and refused the change."""
+
+
 def default_who(who: str | None) -> str:
     return who or os.environ.get("USER") or getpass.getuser()
 

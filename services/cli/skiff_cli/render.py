@@ -92,7 +92,8 @@ def itinerary_table(items: tuple[ItineraryItem, ...]) -> Table:
         fields = item.params.model_dump(exclude={"domain"}, exclude_none=True)
         text = "\n".join(f"{k}: {v}" for k, v in fields.items()) or "(nothing given)"
         confidence = f"{item.confidence:.2f}" if item.confidence is not None else "–"
-        table.add_row(item.domain, text, item.handled_by, confidence)
+        model = f"\n{item.call.model}@{item.call.version}" if item.call else ""
+        table.add_row(item.domain, text, f"{item.handled_by}{model}", confidence)
     return table
 
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import nats
@@ -50,8 +51,12 @@ from skiff_runtime.permissions import (
 )
 from skiff_runtime.settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from skiff_cli.champions import Installed
+
 DEFAULT_HOME = Path(".skiff")
 ADMIN = "admin"
+FLYWHEEL = "flywheel"  # registers and promotes the shipped champions
 CLI = "cli"  # what a connection without credentials (the `skiff` CLI) may do
 
 
@@ -133,13 +138,11 @@ def default_services(threads: int, home: Path = DEFAULT_HOME) -> list[ServicePro
         ServiceProcess("planner", "skiff_planner", {"SKIFF_ROUTER_THREADS": str(threads)}),
     ]
     for domain in DOMAINS:
-        services.append(
-            ServiceProcess(
-                f"worker-{domain}",
-                "skiff_worker",
-                {"SKIFF_DOMAIN": domain, "SKIFF_ENGINE__THREADS": str(threads)},
-            )
-        )
+        # A short heartbeat: a worker starts serving its champion at the beat after its
+        # promotion, and the stack is ready only then.
+        env = {"SKIFF_DOMAIN": domain, "SKIFF_ENGINE__THREADS": str(threads),
+               "SKIFF_HEARTBEAT_S": "3"}  # fmt: skip
+        services.append(ServiceProcess(f"worker-{domain}", "skiff_worker", env))
     services += llm_services(threads, os.environ.get("SKIFF_LLM__URL"))
     database = (home / "inventory.sqlite3").resolve()
     services.append(
@@ -246,8 +249,15 @@ def start_service(stack: Stack, service: ServiceProcess) -> None:
     service.pid = process.pid
 
 
-def up(home: Path = DEFAULT_HOME, *, threads: int = 1, ready_timeout_s: float = 180.0) -> Stack:
-    """Start NATS (file store under `home`), provision JetStream, start every service."""
+def up(
+    home: Path = DEFAULT_HOME,
+    *,
+    threads: int = 1,
+    ready_timeout_s: float = 180.0,
+    shipped: bool = True,
+) -> Stack:
+    """Start NATS (file store under `home`), provision JetStream, start every service, and
+    (unless not `shipped`) make the shipped adapters the champions."""
     if (existing := Stack.load(home)) is not None and alive(existing.nats_pid):
         raise RuntimeError(f"a stack is already running from {home} ({existing.nats_url})")
     passwords = local_passwords(home)
@@ -263,10 +273,35 @@ def up(home: Path = DEFAULT_HOME, *, threads: int = 1, ready_timeout_s: float = 
     stack.save()
     try:
         asyncio.run(wait_until_consuming(stack.nats_url, ready_timeout_s, admin))
+        if shipped:
+            flywheel = NatsAuth(FLYWHEEL, passwords[FLYWHEEL])
+            asyncio.run(install_champions(stack.nats_url, flywheel, admin, ready_timeout_s))
     except BaseException:
         down(home)
         raise
     return stack
+
+
+async def install_champions(
+    nats_url: str, flywheel: NatsAuth, admin: NatsAuth, timeout_s: float
+) -> list[Installed]:
+    """The shipped adapters as champions (as the flywheel identity), then ready once every
+    domain's worker serves its champion (it loads it at its next heartbeat)."""
+    from skiff_cli.champions import install  # it imports the registry client, which imports us
+    from skiff_cli.registry_cli import RegistryApi
+
+    connection = await connect(nats_url, flywheel)
+    try:
+        installed = await install(RegistryApi(connection))
+    finally:
+        await connection.close()
+    consumers = [version_consumer(i.domain, slug_of(i.model_id)) for i in installed]
+    watcher = await connect(nats_url, admin)
+    try:
+        await runtime_wait(watcher.jetstream(), consumers, timeout_s)
+    finally:
+        await watcher.close()
+    return installed
 
 
 def resolve_nats_url(option: str | None, home: Path = DEFAULT_HOME) -> str:

@@ -57,6 +57,8 @@ from skiff_inventory.offers import (
 from skiff_travel.catalog import City
 from skiff_travel.text import normalize_key
 
+SUPPLIER_CURRENCY = "USD"
+
 DomainRequest = FlightsRequest | HotelsRequest | CarsRequest | InsuranceRequest
 
 GUESTS_PER_ROOM = 4
@@ -318,6 +320,17 @@ def _insurance(request: InsuranceRequest) -> list[Priced] | Rejected:
                     code="invalid_trip",
                     field="trip_end",
                     message="the trip ends before it starts or lasts over a year",
+                ),
+            )
+        )
+    if request.trip_cost_currency not in (None, SUPPLIER_CURRENCY):
+        return Rejected(
+            (
+                Problem(
+                    code="currency",
+                    field="trip_cost",
+                    message=f"the supplier insures trip costs in {SUPPLIER_CURRENCY}, not "
+                    f"{request.trip_cost_currency}",
                 ),
             )
         )

@@ -103,6 +103,9 @@ def question_for(gaps: Mapping[Domain, tuple[str, ...]]) -> str:
 
 
 def with_trip_cost(insurance: InsuranceRequest, held: Mapping[Domain, Offer]) -> InsuranceRequest:
-    """The insurance request priced on what is actually held."""
+    """The insurance request priced on the cost the traveller stated, else on what is held."""
+    if insurance.trip_cost is not None:
+        return insurance
     cost = round(sum(offer.total_price for d, offer in held.items() if d != "insurance"), 2)
-    return insurance.model_copy(update={"trip_cost": cost})
+    currency = next((o.currency for d, o in held.items() if d != "insurance"), None)
+    return insurance.model_copy(update={"trip_cost": cost, "trip_cost_currency": currency})

@@ -65,7 +65,7 @@ log = structlog.get_logger()
 SERVICE = "registry"
 QUEUE = "registry"
 OPERATIONS: tuple[str, ...] = (
-    "register_model", "heartbeat", "promote", "rollback", "retire", "get_model",
+    "register_model", "heartbeat", "promote", "rollback", "retire", "set_threshold", "get_model",
     "list_models", "get_history", "list_schemas", "get_series",
 )  # fmt: skip
 _TASK = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")

@@ -47,6 +47,7 @@ from skiff_contracts.registry import (
     SchemaList,
     SchemaRef,
     Series,
+    SetThreshold,
     TaskAliases,
     TaskPoint,
     model_id_for,
@@ -149,6 +150,8 @@ class Registry:
             return await self.rollback(request)
         if isinstance(request, Retire):
             return await self.retire(request)
+        if isinstance(request, SetThreshold):
+            return await self.set_threshold(request)
         if isinstance(request, GetModel):
             return await self.get_model(request.model_id)
         if isinstance(request, ListModels):
@@ -386,6 +389,26 @@ class Registry:
 
         async with self._lock(task):
             return await _retry(attempt)
+
+    async def set_threshold(self, request: SetThreshold) -> Reply:
+        """The card's confidence threshold and where it came from; workers serving the
+        version apply it at their next heartbeat."""
+        calibration = request.calibration
+        if refused := self._check_who(calibration.who, calibration.data):
+            return refused
+        if calibration.threshold is not None and not 0.0 <= calibration.threshold <= 1.0:
+            return Refused(code="invalid", message="a threshold lies between 0 and 1")
+        update = {"confidence_threshold": calibration.threshold, "calibration": calibration}
+
+        async def attempt() -> Reply:
+            stored = await self._card(request.model_id)
+            if stored is None:
+                return _refused_not_found(request.model_id)
+            card = stored.value.model_copy(update=update)
+            await self.cards.update(card_key(request.model_id), card, stored.revision)
+            return Ack(card=card)
+
+        return await _retry(attempt)
 
     async def demote(self, model_id: str, *, who: str, why: str) -> Reply:
         """Roll a shadow or canary back to `candidate` and halt its automatic rollout."""

@@ -35,13 +35,12 @@ async def main() -> None:
         engine=engine,
         domain=settings.domain,
         identity=ModelIdentity(name=settings.model_name, version=settings.model_version),
-        confidence_threshold=settings.threshold(),
-        prices=settings.prices,
+        prices=settings.prices,  # the threshold is the registry card's (set at registration)
     )
     card, schema = extraction_card(
         settings.domain, name=settings.model_name, version=settings.model_version,
         base_model=settings.base_model, engine=settings.engine.kind, endpoint=settings.engine.url,
-        threshold=extractor.confidence_threshold, owner=settings.model_owner,
+        owner=settings.model_owner,
     )  # fmt: skip
     connection = await connect(settings, service, f"{service}-side")
     registry = RegistryClient(connection)
@@ -66,6 +65,8 @@ async def main() -> None:
         nonlocal own_retired
         if not own_retired:  # first: nothing about other versions may cost the worker its beat
             current = await registry.heartbeat(card.model_id)
+            if current is not None:  # `skiff calibrate` may have moved it
+                extractor.confidence_threshold = current.confidence_threshold
             if current is not None and current.status == "retired":
                 own_retired = True
                 log.warning("model version retired: no more extractions", model=card.model_id)
@@ -91,7 +92,9 @@ async def main() -> None:
     async def start_up() -> None:
         await extractor.warm_up()
         registered = await registry.register(card, schema)
-        log.info("registered", model=registered.model_id, status=registered.status)
+        extractor.confidence_threshold = registered.confidence_threshold
+        log.info("registered", model=registered.model_id, status=registered.status,
+                 threshold=registered.confidence_threshold)  # fmt: skip
 
     @worker.app.after_startup
     async def serve_adapters_and_beat() -> None:  # subscribing needs the running broker

@@ -92,6 +92,10 @@ class AdapterVersions:
     failures: dict[str, str] = field(default_factory=dict)
 
     async def reconcile(self, cards: Iterable[ModelCard]) -> None:
+        cards = list(cards)
+        for card in cards:  # a served version's threshold follows its card (skiff calibrate)
+            if (served := self.versions.get(card.model_id)) is not None:
+                served.confidence_threshold = card.confidence_threshold
         start, stop = plan(cards, self.fleet, self.versions)
         for model_id in stop:
             await self.unsubscribe(model_id)
@@ -112,7 +116,7 @@ class AdapterVersions:
     async def _serve(self, card: ModelCard) -> None:
         # Verifying the files hashes them: off the event loop.
         path: Path = await asyncio.to_thread(adapter_path, card, self.fleet.engine_kind)
-        await self.engine.load_adapter(card.slug, path)
+        await self.engine.load_adapter(card.adapter_name, path)
         extractor = self.make_extractor(card)
         await extractor.warm_up()
         self.versions[card.model_id] = extractor  # before commands can arrive
@@ -140,7 +144,7 @@ def extractor_factory(
             identity=ModelIdentity(name=card.name, version=card.version, priced_as=priced_as),
             confidence_threshold=card.confidence_threshold,
             prompt_version=card.prompt_version,
-            adapter=card.slug,
+            adapter=card.adapter_name,
             prices=prices,
         )
 
