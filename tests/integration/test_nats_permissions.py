@@ -254,7 +254,15 @@ def test_who_may_write_the_call_log() -> None:
     registry = f"{subjects.PREFIX}.registry."
     assert [s for s in flywheel if s.startswith(f"{subjects.PREFIX}.")] == sorted(
         f"{registry}{op}"
-        for op in ("get_history", "get_model", "get_series", "list_models", "register_model")
+        for op in (
+            "get_history",
+            "get_model",
+            "get_series",
+            "list_models",
+            "promote",
+            "register_model",
+            "set_threshold",
+        )
     )
 
 
@@ -615,9 +623,9 @@ async def test_the_local_stacks_anonymous_connections_act_as_the_cli(tmp_path: P
         )
         cli = Session("cli", anonymous, errors)
         try:
-            ack = await cli.js.publish(
-                subjects.task("flights", "extract"), b"{}", stream=subjects.tasks_stream("flights")
-            )
+            # `skiff extract` sends work to the version the registry names as champion.
+            version = subjects.model_extract("flights", "smollm2-135m-lora-1-0-0")
+            ack = await cli.js.publish(version, b"{}", stream=subjects.tasks_stream("flights"))
             assert ack.stream == subjects.tasks_stream("flights")
             await anonymous.publish(subjects.trip_events("trip-cli"), b"{}")
             await anonymous.flush()
