@@ -114,13 +114,16 @@ async def governed(nats_server: NatsServer, fresh_layout: Client) -> AsyncIterat
 
 
 @pytest.fixture
-async def page_url(governed: Client, nats_server: NatsServer) -> AsyncIterator[str]:
-    """`skiff registry serve` in its own process."""
+async def page_url(governed: Client, nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[str]:
+    """`skiff registry serve` in its own process. Its log goes to a file, not a pipe: a pipe
+    nobody reads fills up, blocks the server's writes, and with them its SIGTERM handler."""
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CLI, "serve", "--port", str(port), "--nats-url", nats_server.url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CLI, "serve", "--port", str(port), "--nats-url", nats_server.url,
+            stdout=asyncio.subprocess.DEVNULL, stderr=output,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
         async with httpx.AsyncClient() as client:
@@ -131,8 +134,7 @@ async def page_url(governed: Client, nats_server: NatsServer) -> AsyncIterator[s
                 except httpx.TransportError:
                     pass
                 if process.returncode is not None:
-                    error = (await process.stderr.read()).decode() if process.stderr else ""
-                    pytest.fail(f"skiff registry serve exited: {error}")
+                    pytest.fail(f"skiff registry serve exited: {log.read_text()}")
                 await asyncio.sleep(0.2)
             else:
                 pytest.fail("skiff registry serve did not answer in 30 s")
