@@ -66,6 +66,9 @@ eval: $(STAMP) ## base model vs shipped adapters on the dev split (reuses each a
 models: $(STAMP) ## rebuild the shipped adapters from the repo and ../shared/data (resumable; hours on 2 cores)
 	$(BIN)/python libs/models/build_models.py
 
+router: $(STAMP) ## train the router candidates, choose by dev figures, ship one (about 3 min)
+	$(BIN)/python libs/models/build_router.py
+
 bench: $(STAMP) ## benchmarks; results in bench/results/
 	$(BIN)/python -m bench.run
 
@@ -75,4 +78,4 @@ up: $(COMPOSE_ENV) ## docker compose up (CPU profile; GPU: see docs/deploy.md)
 down: ## docker compose down
 	$(COMPOSE) down
 
-.PHONY: help setup browser run test lint validate-deploy nats-config compose-env snapshots asyncapi eval models bench up down
+.PHONY: help setup browser run test lint validate-deploy nats-config compose-env snapshots asyncapi eval models router bench up down

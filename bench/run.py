@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import decoding, orchestration, throughput
+from bench import decoding, orchestration, router, throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--per-domain", type=int, default=5, help="decoding: requests per domain")
     parser.add_argument("--trips", type=int, default=8, help="throughput: trips per level")
     parser.add_argument("--skip", nargs="*", default=[], choices=["decoding", "orchestration",
-                        "throughput"], help="sections to leave out")  # fmt: skip
+                        "throughput", "router"], help="sections to leave out")  # fmt: skip
     args = parser.parse_args()
     report: dict[str, Any] = {
         "meta": {
@@ -58,6 +58,10 @@ def main() -> None:
     if "orchestration" not in args.skip:
         report["orchestration (M1, worker over NATS vs the same engine call)"] = orchestration.run(
             args.requests, args.threads
+        )
+    if "router" not in args.skip:
+        report["router (CPU per request: this router vs the previous one's SmolLM2 embeddings)"] = (
+            router.run(300)
         )
     if "throughput" not in args.skip:
         report["throughput (M2, trips/s vs the 2-core ceiling)"] = throughput.run(

@@ -60,6 +60,7 @@ from skiff_contracts.messages import (
     ExtractTask,
     HoldTask,
     ResolveTask,
+    RouteQuery,
     Task,
     TripRequest,
     UserInput,
@@ -265,6 +266,12 @@ SERVICES = (
                 f"Escalation to the LLM tier (stream `{subjects.STREAM_TASKS_LLM}`). " + MSG_ID,
             ),
             Channel(
+                subjects.LLM_ROUTE,
+                RouteQuery,
+                "A route the router was unsure of, for the LLM tier to decide (core "
+                "request/reply, reason `ambiguous`). Reply: `RouteAnswer`.",
+            ),
+            Channel(
                 subjects.TRIP_EVENTS_ALL,
                 TripEvent,
                 "Every saga transition of the trip named by the last token (stream "
@@ -368,6 +375,12 @@ SERVICES = (
                 Task,
                 f"Escalations from any domain (`{subjects.TASK_LLM_RESOLVE}`). "
                 f"{_durable(LLM_WORKER)}.",
+            ),
+            Channel(
+                subjects.LLM_ROUTE,
+                RouteQuery,
+                "The planner's unsure routes (core request/reply, queue group "
+                f"`{subjects.LLM_ROUTE_QUEUE}`). Reply: `RouteAnswer`, labels checked.",
             ),
         ),
         sends=(

@@ -22,6 +22,7 @@ from skiff_contracts import subjects
 from skiff_contracts.domains import HotelsRequest
 from skiff_contracts.events import (
     StepChanged,
+    TripDeclined,
     TripEvent,
     TripFinished,
     TripNeedsInput,
@@ -29,6 +30,7 @@ from skiff_contracts.events import (
 )
 from skiff_contracts.messages import TripRequest
 from skiff_contracts.registry import CALL_LOG, AnswerAccepted, CallRecord
+from skiff_extraction.router import router_card
 from skiff_flywheel.call_log import StreamSource, read_stream
 from skiff_flywheel.dataset import read_dataset
 from skiff_models import shipped_cards
@@ -130,7 +132,11 @@ async def test_the_demo_trip_books_exactly_what_it_asks_on_the_shipped_champions
     calls = {r.record_id: r for r in log if isinstance(r, CallRecord)}
     answers = {r.task: r for r in log if isinstance(r, AnswerAccepted)}
     assert set(answers) == {f"{d}.extract" for d in items}
-    assert {r.task for r in calls.values() if r.tier == "slm"} == set(answers)
+    assert {r.task for r in calls.values() if r.tier == "slm"} == {*answers, "router.route"}
+    (routed,) = [r for r in calls.values() if r.task == "router.route"]
+    assert routed.model_id == router_card().model_id  # the registered champion routed it
+    assert routed.valid and routed.output is not None
+    assert routed.output["labels"] == ["flights", "hotels", "cars", "insurance"]
     for domain, item in items.items():
         answer = answers[f"{domain}.extract"]
         assert answer.answered_by == item.handled_by, domain
@@ -241,6 +247,61 @@ async def test_malformed_json_gets_a_typed_rejection(running_stack: stack.Stack)
     async with await SkiffClient.connect(running_stack.nats_url) as client:
         reply = await client.connection.request(subjects.TRIP_SUBMIT, b"{nope", timeout=10)
     assert b'"kind":"submit_rejected"' in reply.data
+
+
+async def test_a_request_for_nothing_skiff_books_is_declined_and_logged_as_no_model(
+    running_stack: stack.Stack,
+) -> None:
+    request = TripRequest(
+        text="Reserve a table for two at a sushi restaurant tonight.",
+        reference_date=date(2026, 3, 1),
+    )
+    events = await run_trip(running_stack.nats_url, request)
+    (declined,) = [e for e in events if isinstance(e, TripDeclined)]
+    assert declined.unsupported == ("restaurants",)
+    assert declined.bookable == ("flights", "hotels", "cars", "insurance")
+    finished = events[-1]
+    assert isinstance(finished, TripFinished) and finished.state == "failed"
+    assert not [e for e in events if isinstance(e, StepChanged)]  # nothing was booked
+    log = await call_log(running_stack, declined.trip_id)
+    calls = [r for r in log if isinstance(r, CallRecord)]
+    routed = [r for r in calls if r.task == "router.route"]
+    assert [(r.tier, r.valid, r.model_id) for r in routed] == [
+        ("slm", True, router_card().model_id)
+    ]
+    assert [(r.task, r.reason) for r in calls if r.tier == "llm"] == [
+        ("restaurants.extract", "no_model")
+    ]
+
+
+async def test_a_travel_request_the_router_cannot_place_is_escalated_then_asked(
+    running_stack: stack.Stack,
+) -> None:
+    """The router finds nothing in it; the LLM tier (the stand-in) gives no valid answer; so
+    the trip asks what to book, and routes the request with the answer."""
+    request = TripRequest(text="I need to be in Denver by Friday.", reference_date=date(2026, 3, 1))
+    async with await SkiffClient.connect(running_stack.nats_url) as client:
+        accepted = await client.submit(request)
+        events: list[TripEvent] = []
+        async for event in client.events(accepted.trip_id, timeout_s=300):
+            events.append(event)
+            if isinstance(event, TripNeedsInput) and not event.domains:
+                assert "flights, hotels, rental cars and travel insurance" in event.question
+                await client.answer(accepted.trip_id, "A flight from Boston, please.")
+            if isinstance(event, TripPlanned):
+                await client.cancel(accepted.trip_id)
+    asked = [e for e in events if isinstance(e, TripNeedsInput)]
+    planned = [e for e in events if isinstance(e, TripPlanned)]
+    assert asked and asked[0].domains == ()
+    assert [(p.domains, p.routed_by) for p in planned] == [(("flights",), "slm")]
+    log = await call_log(running_stack, accepted.trip_id)
+    routed = sorted(
+        (r for r in log if isinstance(r, CallRecord) and r.task == "router.route"),
+        key=lambda r: r.record_id,
+    )
+    assert [(r.tier, r.valid, r.reason) for r in routed] == [
+        ("slm", False, "ambiguous"), ("llm", False, "ambiguous"), ("slm", True, None)
+    ]  # fmt: skip
 
 
 def test_services_log_json_lines(running_stack: stack.Stack) -> None:

@@ -133,10 +133,17 @@ async def test_a_trip_answered_three_ways_leaves_its_calls_and_answers_on_the_lo
         calls = [r for r in log if isinstance(r, CallRecord)]
         answers = {r.task: r for r in log if isinstance(r, AnswerAccepted)}
 
-        # The micro-SLM calls: flights and hotels twice (again after the user's answer).
+        # The micro-SLM calls: flights and hotels twice (again after the user's answer), and
+        # the routing decision (the chaos planner's fixed router, not yet registered).
         slm = Counter(r.task for r in calls if r.tier == "slm")
         assert slm == {"flights.extract": 2, "hotels.extract": 2, "cars.extract": 1,
-                       "insurance.extract": 1}  # fmt: skip
+                       "insurance.extract": 1, "router.route": 1}  # fmt: skip
+        (routed,) = [r for r in calls if r.task == "router.route"]
+        assert (routed.model_id, routed.valid, routed.step) == (
+            "router.route/unregistered@0",
+            True,
+            "route",
+        )
         # The LLM tier: one record per candidate of the escalated step; its first one won.
         (llm,) = [r for r in calls if r.tier == "llm" and r.task == "hotels.extract"]
         assert (llm.step, llm.valid) == ("hotels.resolve", True)

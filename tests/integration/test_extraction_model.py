@@ -97,16 +97,3 @@ async def test_hostile_text_cannot_steer_the_output(champions: dict[Domain, Extr
     assert result.params.model_dump(exclude={"domain"}, exclude_none=True) == {
         "location": "Boston", "location_iata": "BOS",
     }  # fmt: skip
-
-
-def test_the_router_finds_every_domain_of_a_multi_domain_trip_and_unsupported_work() -> None:
-    from skiff_extraction.router import load_router
-
-    router = load_router(threads=1)
-    trip = (
-        "Fly me from Boston to Denver on 12 March, back on the 16th, 2 adults. Book a hotel in "
-        "Denver for those nights, rent a compact car at the Denver airport on the 12th, and "
-        "add basic travel insurance for both of us."
-    )
-    assert router.route(trip).domains == ("flights", "hotels", "cars", "insurance")
-    assert "trains" in router.route("Book a train from Paris to Lyon on Friday.").unsupported

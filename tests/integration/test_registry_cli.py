@@ -63,7 +63,7 @@ async def test_list_show_and_schemas_read_the_registry(
     code, out, _ = await skiff_registry(nats_server, "schemas", "--json")
     assert code == 0
     assert {e.ref.schema_id for e in SchemaList.model_validate_json(out).schemas} == {
-        "flights.draft", "hotels.draft", "cars.draft", "insurance.draft"
+        "flights.draft", "hotels.draft", "cars.draft", "insurance.draft", "router.labels"
     }  # fmt: skip
 
 

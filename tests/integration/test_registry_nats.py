@@ -152,7 +152,7 @@ async def test_schemas_incompatible_refused_compatible_stored_as_a_new_version(
     keys = await (await fresh_layout.jetstream().key_value(subjects.BUCKET_SCHEMAS)).keys()
     assert sorted(keys) == [
         "cars.draft.v1", "flights.draft.v1", "flights.draft.v2", "hotels.draft.v1",
-        "insurance.draft.v1",
+        "insurance.draft.v1", "router.labels.v1",
     ]  # fmt: skip
 
 

@@ -134,7 +134,7 @@ async def crash_and_restart(after: bool) -> Trip:
     assert stored.state == "holding"  # the decision is stored before anything goes out
     assert sum(isinstance(item, AnswerAccepted) for item in stored.outbox) == 3
     # A new planner process: its sweeper finds the outbox left behind and publishes it.
-    restarted = Planner(trip.store, trip.bus, trip.planner.router, trip.registry,
+    restarted = Planner(trip.store, trip.bus, trip.planner.versions.fallback[1], trip.registry,
                         policy=POLICY, clock=trip.clock)  # fmt: skip
     trip.planner = restarted
     trip.clock.now += timedelta(seconds=6)

@@ -501,7 +501,8 @@ async def test_a_crash_before_publishing_leaves_an_outbox_the_sweeper_sends() ->
     with pytest.raises(ConnectionError):
         await trip.submit()
     ((record, _),) = trip.store.records.values()
-    assert len(record.outbox) == 4  # received, planned, dispatched, and the command
+    assert len(record.outbox) == 5  # the route's call record, received, planned, dispatched,
+    # and the command
     trip.bus.fail_after = None
     trip.clock.now += timedelta(seconds=6)
     await trip.planner.sweep()

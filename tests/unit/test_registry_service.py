@@ -210,7 +210,7 @@ async def test_a_compatible_addition_is_stored_as_a_new_schema_version() -> None
     assert isinstance(schemas, SchemaList)
     flights = [e.ref.version for e in schemas.schemas if e.ref.schema_id == "flights.draft"]
     assert flights == [1, 2]
-    assert len(schemas.schemas) == 5  # four contracts and the addition
+    assert len(schemas.schemas) == 6  # five contracts (four drafts, routing) and the addition
 
 
 async def test_a_slug_collision_or_another_schema_under_the_same_id_is_a_conflict(

@@ -14,7 +14,7 @@ A value the user did not give stays null.
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
@@ -22,6 +22,30 @@ from skiff_contracts.base import Frozen
 
 Domain = Literal["flights", "hotels", "cars", "insurance"]
 DOMAINS: tuple[Domain, ...] = ("flights", "hotels", "cars", "insurance")
+DOMAIN_NAMES: dict[Domain, str] = {
+    "flights": "flights", "hotels": "hotels", "cars": "rental cars", "insurance": "travel insurance"
+}  # fmt: skip
+BOOKABLE = "flights, hotels, rental cars and travel insurance"
+# Work a request may ask for that no micro-SLM covers: the router names it, the planner
+# declines it and the LLM tier logs it as `no_model` (the conversion loop's input).
+UnsupportedWork = Literal[
+    "trains",
+    "buses",
+    "restaurants",
+    "events",
+    "homes",
+    "ride_sharing",
+    "attractions",
+    "weather",
+    "banks",
+    "calendar",
+    "media",
+    "movies",
+    "music",
+    "services",
+]
+UNSUPPORTED_WORK: tuple[UnsupportedWork, ...] = get_args(UnsupportedWork)
+ROUTE_LABELS: tuple[str, ...] = (*DOMAINS, *UNSUPPORTED_WORK)
 
 SeatingClass = Literal["economy", "premium_economy", "business", "first"]
 CarType = Literal[
@@ -179,3 +203,11 @@ REQUESTS: dict[Domain, type[FlightsRequest | HotelsRequest | CarsRequest | Insur
     "cars": CarsRequest,
     "insurance": InsuranceRequest,
 }
+
+
+class RouteLabels(Frozen):
+    """What a router answers (task `router.route`): the domains a request asks for, and the
+    work it asks for that no micro-SLM covers."""
+
+    domains: tuple[Domain, ...] = ()
+    unsupported: tuple[UnsupportedWork, ...] = ()

@@ -35,6 +35,18 @@ class TripPlanned(EventBase):
     kind: Literal["trip_planned"] = "trip_planned"
     domains: tuple[Domain, ...]
     unsupported: tuple[str, ...] = ()
+    routed_by: Literal["slm", "llm"] | None = Field(
+        default=None, description="who decided the route: the router, or the LLM tier"
+    )
+
+
+class TripDeclined(EventBase):
+    """The request asks only for work Skiff cannot book; the trip ends (failed) after it."""
+
+    kind: Literal["trip_declined"] = "trip_declined"
+    unsupported: tuple[str, ...] = Field(description="what was asked that no micro-SLM covers")
+    bookable: tuple[Domain, ...] = Field(description="what Skiff can book")
+    message: str
 
 
 class StepChanged(EventBase):
@@ -113,6 +125,8 @@ class TripFinished(EventBase):
     errors: tuple[Problem, ...] = ()
 
 
-AnyTripEvent = TripReceived | TripPlanned | StepChanged | TripNeedsInput | TripFinished
+AnyTripEvent = (
+    TripReceived | TripPlanned | TripDeclined | StepChanged | TripNeedsInput | TripFinished
+)
 TripEvent = Annotated[AnyTripEvent, Field(discriminator="kind")]
 TRIP_EVENT: TypeAdapter[AnyTripEvent] = TypeAdapter(TripEvent)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, model_validator
 
 from skiff_contracts.base import Envelope, Frozen, new_message_id
-from skiff_contracts.domains import Domain, DomainRequest
+from skiff_contracts.domains import Domain, DomainRequest, UnsupportedWork
 from skiff_contracts.inventory import Offer
 from skiff_contracts.problems import EscalationReason, Problem
 
@@ -147,6 +147,28 @@ class ResolveTask(Envelope):
     known: dict[Domain, DomainRequest] = Field(default_factory=dict)
     unsupported: tuple[str, ...] = Field(default=(), description="for no_model: what was asked")
     _parts = model_validator(mode="after")(_text_is_its_parts)
+
+
+class RouteQuery(Frozen):
+    """Ask the LLM tier which domains a request involves (`llm.route`, request/reply): the
+    router was unsure (reason `ambiguous`). `slm` is what the router found, as a hint."""
+
+    trip_id: str
+    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    slm: tuple[str, ...] = Field(default=(), description="the labels the router was sure of")
+    unsure: tuple[str, ...] = Field(default=(), description="labels in its uncertainty band")
+    attempt: int = Field(default=0, ge=0, description="0 for the request, n after n answers")
+
+
+class RouteAnswer(Frozen):
+    """The LLM tier's routing decision, checked: labels from the known sets only."""
+
+    kind: Literal["route_answer"] = "route_answer"
+    trip_id: str
+    decided: bool = Field(description="a valid answer naming at least one label")
+    domains: tuple[Domain, ...] = ()
+    unsupported: tuple[UnsupportedWork, ...] = ()
+    errors: tuple[Problem, ...] = ()
 
 
 def parts_of(task: ExtractTask | ResolveTask) -> tuple[str, ...]:

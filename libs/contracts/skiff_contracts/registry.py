@@ -40,6 +40,9 @@ def schema_hash(schema: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
 
 
+ROUTER_TASK = "router.route"  # routing: which domains a request asks for (contract router.labels)
+
+
 def model_id_for(task: str, name: str, version: str) -> str:
     return f"{task}/{name}@{version}"
 
@@ -197,6 +200,11 @@ class CallRecord(Frozen):
         default=None, description="unused: see `AnswerAccepted.answered_by`"
     )
     errors: tuple[str, ...] = Field(default=(), description="why the answer failed, redacted")
+
+    @property
+    def message_id(self) -> str:
+        """Its `Nats-Msg-Id` (and its id in the saga's outbox, for the router's records)."""
+        return self.record_id
 
 
 class AnswerAccepted(Frozen):

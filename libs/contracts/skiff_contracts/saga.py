@@ -28,11 +28,18 @@ from skiff_contracts.messages import (
     TripRequest,
     WorkerResult,
 )
-from skiff_contracts.registry import AnswerAccepted
+from skiff_contracts.registry import AnswerAccepted, CallRecord
 from skiff_contracts.states import TERMINAL_STATES, Operation, StepStatus, TripState
 
 Outgoing = Annotated[
-    TripEvent | ExtractTask | ResolveTask | HoldTask | ConfirmTask | CancelTask | AnswerAccepted,
+    TripEvent
+    | ExtractTask
+    | ResolveTask
+    | HoldTask
+    | ConfirmTask
+    | CancelTask
+    | AnswerAccepted
+    | CallRecord,
     Field(discriminator="kind"),
 ]
 

@@ -73,6 +73,8 @@ def registry_history(task: str) -> str:
 
 
 TASK_LLM_RESOLVE = f"{PREFIX}.task.llm.resolve"
+LLM_ROUTE = f"{PREFIX}.llm.route"  # request/reply: the LLM tier decides an unsure route
+LLM_ROUTE_QUEUE = "llm-worker"
 RESULT_LLM = f"{PREFIX}.result.llm"
 LLM_WORKER_CONSUMER = "llm-worker"
 

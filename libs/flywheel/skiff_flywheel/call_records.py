@@ -33,7 +33,7 @@ from skiff_contracts.messages import (
     parts_of,
 )
 from skiff_contracts.problems import EscalationReason, Problem
-from skiff_contracts.registry import AnswerAccepted, CallRecord, model_id_for, slug
+from skiff_contracts.registry import ROUTER_TASK, AnswerAccepted, CallRecord, model_id_for, slug
 from skiff_extraction.prompts import PROMPT_VERSION
 from skiff_flywheel.redaction import redact, redact_parts, redact_value
 
@@ -145,6 +145,39 @@ def unsupported_records(task: ResolveTask, model_id: str) -> list[CallRecord]:
             )
         )
     return records
+
+
+def route_record(
+    *,
+    record_id: str,
+    model_id: str,
+    tier: Tier,
+    trip_id: str,
+    text: str,
+    labels: Sequence[str],
+    decided: bool,
+    latency_ms: float,
+    scores: dict[str, float] | None = None,
+    tokens: tuple[int, int] = (0, 0),
+    cost_usd: float = 0.0,
+    shadow: bool = False,
+    prompt_version: str | None = None,
+    errors: Sequence[Problem] = (),
+) -> CallRecord:
+    """One routing decision (task `router.route`): the router's, a shadow router's, or the
+    LLM tier's on an unsure route. Undecided is reason `ambiguous`."""
+    output: dict[str, Any] = {"labels": list(labels)}
+    if scores is not None:
+        output["scores"] = scores
+    return CallRecord(
+        record_id=record_id, model_id=model_id, task=ROUTER_TASK, tier=tier, trip_id=trip_id,
+        step="route", valid=decided, reason=None if decided else "ambiguous",
+        latency_ms=round(latency_ms, 3), tokens_in=tokens[0], tokens_out=tokens[1],
+        cost_usd=cost_usd, shadow=shadow,
+        output_digest=hashlib.sha256(",".join(sorted(labels)).encode()).hexdigest()[:16],
+        prompt_version=prompt_version, input_text=redact(text).text, output=output,
+        errors=tuple(_problem_text(p) for p in errors),
+    )  # fmt: skip
 
 
 def accepted_answer(

@@ -230,22 +230,27 @@ LLM_WORKER_IDENTITY = Identity(
     "llm-worker",
     f"the LLM tier: pulls only `{LLM_WORKER.filter_subject}` from its own durable (no domain "
     "worker's commands); publishes only `result.llm`, call records for any work (its model "
-    "answers for every domain, and records work no micro-SLM covers) and dead letters",
+    "answers for every domain, and records work no micro-SLM covers) and dead letters; "
+    "decides the routes the planner's router was unsure of (`llm.route`)",
     pull(LLM_WORKER.stream, LLM_WORKER.durable)
-    | publish_durably(subjects.RESULT_LLM, subjects.CALLS_ALL, dlq_subject(LLM_WORKER.stream)),
+    | publish_durably(subjects.RESULT_LLM, subjects.CALLS_ALL, dlq_subject(LLM_WORKER.stream))
+    | serve(subjects.LLM_ROUTE, queue=subjects.LLM_ROUTE_QUEUE),
 )
 
 PLANNER = Identity(
     "planner",
     "answers trip submissions; pulls every result and user input; dispatches commands; "
-    "publishes trip events and each domain's accepted answer (call log); owns the saga records",
+    "publishes trip events, each domain's accepted answer and each routing decision (call "
+    "log); asks the LLM tier about unsure routes; owns the saga records",
     serve(subjects.TRIP_SUBMIT)
+    | request(subjects.LLM_ROUTE)
     | pull(PLANNER_RESULTS.stream, PLANNER_RESULTS.durable)
     | pull(PLANNER_INPUT.stream, PLANNER_INPUT.durable)
     | publish_durably(
         subjects.TASKS_ALL,
         subjects.TRIP_EVENTS_ALL,
         *(subjects.calls(domain) for domain in DOMAINS),
+        subjects.calls("router"),
         dlq_subject(PLANNER_RESULTS.stream),
         dlq_subject(PLANNER_INPUT.stream),
     )
@@ -321,8 +326,10 @@ CLI = Identity(
     "cli",
     "the `skiff` CLI: a client, plus `skiff extract` over NATS (extract commands to a model "
     "version, resolve commands, "
-    "follows results) and `skiff registry` (the registry API)",
+    "follows results), `skiff route --llm` (asks the LLM tier) and `skiff registry` (the "
+    "registry API)",
     CLIENT_GRANT
+    | request(subjects.LLM_ROUTE)
     | publish_durably(
         *(subjects.model_extract(domain, "*") for domain in DOMAINS), subjects.TASK_LLM_RESOLVE
     )

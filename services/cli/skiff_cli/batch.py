@@ -159,7 +159,7 @@ def domains_for(text: str, choice: DomainChoice, router: Router | None) -> tuple
 
 
 def router_for(choice: DomainChoice, engine: EngineSettings) -> Router | None:
-    return load_router(engine.model_path, engine.threads) if choice == "auto" else None
+    return load_router() if choice == "auto" else None
 
 
 def task_for(batch: str, index: int, line: InputLine, domain: Domain, ref: date) -> ExtractTask:

@@ -1,4 +1,7 @@
-"""`skiff models install`: the shipped adapters become their tasks' champions.
+"""`skiff models install`: the shipped adapters and router become their tasks' champions.
+
+The shipped router is registered as task `router.route` and promoted to champion when the
+task has none (a retrained router promoted since is left in place).
 
 Every stack (`skiff up`, `skiff demo`, docker compose, the Helm chart) runs this once the
 registry answers: each shipped adapter (`skiff_models`) is registered with its card (the
@@ -15,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from skiff_cli import stack
 from skiff_cli.registry_cli import RegistryApi, RegistryUnavailable
-from skiff_contracts.domains import DRAFTS, Domain
+from skiff_contracts.domains import DRAFTS, Domain, RouteLabels
 from skiff_contracts.registry import Ack, ListModels, ModelList, Promote, RegisterModel
+from skiff_extraction.router import router_card
 from skiff_models import shipped_cards
 
 WHO = "skiff models install"
@@ -35,7 +39,7 @@ class InstallRefused(Exception):
 
 @dataclass(frozen=True)
 class Installed:
-    domain: Domain
+    domain: Domain | Literal["router"]
     model_id: str
     action: str  # "promoted" or "already champion"
 
@@ -46,7 +50,7 @@ async def install(api: RegistryApi, *, wait_for_base_s: float = 60.0) -> list[In
     Waits up to `wait_for_base_s` for each task to have a champion first (the base model a
     worker registers at start-up), so the base is the champion the adapter replaces.
     """
-    done = []
+    done = [await _install_router(api)]
     for domain, card in shipped_cards().items():
         await _wait_for_champion(api, card.task, wait_for_base_s)
         reply = await api.ask(
@@ -63,6 +67,22 @@ async def install(api: RegistryApi, *, wait_for_base_s: float = 60.0) -> list[In
             raise InstallRefused(f"the registry would not promote {card.model_id}: {promoted!r}")
         done.append(Installed(domain, card.model_id, "promoted"))
     return done
+
+
+async def _install_router(api: RegistryApi) -> Installed:
+    """The shipped router: registered, and champion of `router.route` unless one is."""
+    card = router_card()
+    reply = await api.ask(RegisterModel(card=card, json_schema=RouteLabels.model_json_schema()))
+    if not isinstance(reply, Ack) or reply.card is None:
+        raise InstallRefused(f"the registry refused {card.model_id}: {reply!r}")
+    listed = await api.ask(ListModels(task=card.task))
+    if isinstance(listed, ModelList) and any(a.champion for a in listed.aliases):
+        return Installed("router", card.model_id, "registered")
+    why = "shipped router: the release's trained router (make router)"
+    promoted = await api.ask(Promote(model_id=card.model_id, to="champion", who=WHO, why=why))
+    if not isinstance(promoted, Ack):
+        raise InstallRefused(f"the registry would not promote {card.model_id}: {promoted!r}")
+    return Installed("router", card.model_id, "promoted")
 
 
 async def _wait_for_champion(api: RegistryApi, task: str, timeout_s: float) -> None:

@@ -18,6 +18,8 @@ from skiff_contracts import subjects
 from skiff_contracts.events import TRIP_EVENT, TripEvent, TripFinished
 from skiff_contracts.messages import (
     SUBMIT_REPLY,
+    RouteAnswer,
+    RouteQuery,
     SubmitRejected,
     TripAccepted,
     TripAnswer,
@@ -57,8 +59,9 @@ class SkiffClient:
     ) -> None:
         await self.connection.close()
 
-    async def submit(self, request: TripRequest, timeout_s: float = 10.0) -> TripAccepted:
+    async def submit(self, request: TripRequest, timeout_s: float = 45.0) -> TripAccepted:
         """Submit once per `client_request_id`; retried on timeouts (the planner de-duplicates).
+        The wait covers the LLM tier deciding a route the router was unsure of.
         The trip's trace starts here, so retries stay in one trace."""
         with producer_span(subjects.TRIP_SUBMIT, trip_id=request.trip_id) as headers:
             return await self._submit(request, headers, timeout_s)
@@ -102,6 +105,13 @@ class SkiffClient:
                         return
         finally:
             await subscription.unsubscribe()
+
+    async def decide_route(self, query: RouteQuery, timeout_s: float = 45.0) -> RouteAnswer:
+        """The LLM tier's checked decision on a route (`skiff route --llm`)."""
+        reply = await self.connection.request(
+            subjects.LLM_ROUTE, query.model_dump_json().encode(), timeout=timeout_s
+        )
+        return RouteAnswer.model_validate_json(reply.data)
 
     async def answer(self, trip_id: str, text: str) -> None:
         """Answer the trip's question; the same answer sent twice counts once."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from skiff_cli import champions, stack
+from skiff_cli import champions, routes, stack
 from skiff_cli.batch import (
     BatchSettings,
     DomainChoice,
@@ -35,6 +35,7 @@ from skiff_cli.render import print_event
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.events import TripFinished, TripNeedsInput
 from skiff_contracts.messages import TripRequest
+from skiff_extraction.router import load_router
 from skiff_inference.factory import EngineSettings
 from skiff_runtime.telemetry import configure_tracing
 
@@ -264,6 +265,56 @@ def local_rows(
         input, domain, ref, engine, model=model, resolver=resolver, prices=settings.prices,
         threshold=threshold,
     )  # fmt: skip
+
+
+@app.command()
+def route(
+    text: Annotated[str | None, typer.Option("--text", help="one request")] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", exists=True, dir_okay=False, help="JSONL: id, text")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", dir_okay=False, help="JSONL (default: stdout)")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="a router file (default: the one shipped with Skiff)")
+    ] = None,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="ask the running stack's LLM tier when unsure")
+    ] = False,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Route requests: which domains each asks for, what no micro-SLM covers, and who said so."""
+    if (text is None) == (input is None):
+        raise typer.BadParameter("give --text or --input, not both", param_hint="--text")
+    router = load_router(model)
+    lines = [json.dumps({"id": "text", "text": text})] if text is not None else None
+    source = lines if lines is not None else input.open()  # type: ignore[union-attr]
+
+    async def run() -> list[dict[str, Any]]:
+        client = await SkiffClient.connect(stack.resolve_nats_url(nats_url)) if llm else None
+        out = []
+        try:
+            for row_id, row_text, error in routes.input_rows(source):
+                if row_text is None:
+                    out.append({"id": row_id, "error": error})
+                    continue
+                decide = client.decide_route if client is not None else None
+                out.append(routes.line_of(
+                    row_id, await routes.route_one(router, row_id, row_text, decide)
+                ))  # fmt: skip
+        finally:
+            if client is not None:
+                await client.connection.close()
+        return out
+
+    rows = asyncio.run(run())
+    text_out = "".join(json.dumps(row) + "\n" for row in rows)
+    if output is None:
+        sys.stdout.write(text_out)
+    else:
+        output.write_text(text_out)
+        console.print(f"{len(rows)} routes → {output}")
 
 
 @app.command()

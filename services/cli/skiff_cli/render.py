@@ -9,6 +9,7 @@ from skiff_contracts.events import (
     Booking,
     ItineraryItem,
     StepChanged,
+    TripDeclined,
     TripEvent,
     TripFinished,
     TripNeedsInput,
@@ -29,7 +30,10 @@ def event_line(event: TripEvent) -> str:
         return f"[bold]received[/] {event.trip_id}"
     if isinstance(event, TripPlanned):
         extra = f" (no micro-SLM for: {', '.join(event.unsupported)})" if event.unsupported else ""
-        return f"[bold]planned[/] {', '.join(event.domains) or 'nothing'}{extra}"
+        by = " (routed by the LLM tier)" if event.routed_by == "llm" else ""
+        return f"[bold]planned[/] {', '.join(event.domains) or 'nothing'}{extra}{by}"
+    if isinstance(event, TripDeclined):
+        return f"[bold red]declined:[/] {event.message}"
     if isinstance(event, StepChanged):
         style = STATUS_STYLE.get(event.status, "white")
         why = f" — {event.reason}" if event.reason else ""

@@ -135,7 +135,7 @@ def default_services(threads: int, home: Path = DEFAULT_HOME) -> list[ServicePro
     """
     services = [
         ServiceProcess("registry", "skiff_registry"),
-        ServiceProcess("planner", "skiff_planner", {"SKIFF_ROUTER_THREADS": str(threads)}),
+        ServiceProcess("planner", "skiff_planner"),
     ]
     for domain in DOMAINS:
         # A short heartbeat: a worker starts serving its champion at the beat after its
@@ -295,7 +295,9 @@ async def install_champions(
         installed = await install(RegistryApi(connection))
     finally:
         await connection.close()
-    consumers = [version_consumer(i.domain, slug_of(i.model_id)) for i in installed]
+    consumers = [
+        version_consumer(i.domain, slug_of(i.model_id)) for i in installed if i.domain != "router"
+    ]
     watcher = await connect(nats_url, admin)
     try:
         await runtime_wait(watcher.jetstream(), consumers, timeout_s)

@@ -1,6 +1,9 @@
 """The LLM worker's edge: the durable `llm-worker` consumer on TASKS_LLM, replies on
 `result.llm`, call records on `calls.<work>` (stream CALLS).
 
+Routing decisions the planner's router was unsure of arrive on `llm.route` (request/reply,
+queue group `llm-worker`): the tier answers with checked labels and records the call.
+
 The call records go out before the reply: when the planner accepts an answer, the record of
 the call it came from is already on the log. Both carry deterministic `Nats-Msg-Id`s, so a
 redelivered command is stored once.
@@ -17,7 +20,7 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from skiff_contracts import subjects
-from skiff_contracts.messages import TASK, Failed, WorkerReply
+from skiff_contracts.messages import TASK, Failed, RouteAnswer, RouteQuery, WorkerReply
 from skiff_contracts.problems import validation_problems
 from skiff_contracts.registry import CallRecord
 from skiff_flywheel.call_records import work_of
@@ -96,5 +99,19 @@ def create_app(settings: LlmWorkerSettings, worker: LlmWorker) -> tuple[FastStre
         # settle acks after the reply is stored, sends in_progress while the model works,
         # paces retries of failures and dead-letters after max_deliver.
         await settle(broker, message, LLM_WORKER, work)
+
+    @broker.subscriber(subjects.LLM_ROUTE, queue=subjects.LLM_ROUTE_QUEUE)
+    async def on_route(message: NatsMessage) -> bytes:
+        try:
+            query = RouteQuery.model_validate_json(message.body)
+        except ValidationError as error:
+            refused = RouteAnswer(trip_id="", decided=False, errors=validation_problems(error))
+            return refused.model_dump_json().encode()
+        with trip_context(query.trip_id, step="route"):
+            routed = await worker.route(query)
+            log.info("route decided", decided=routed.answer.decided,
+                     labels=(*routed.answer.domains, *routed.answer.unsupported))  # fmt: skip
+            await publish_record(broker, routed.record)
+        return routed.answer.model_dump_json().encode()
 
     return FastStream(broker), broker

@@ -12,11 +12,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skiff_contracts.messages import AnyTask, Failed, ResolveTask, WorkerReply, parts_of
+from skiff_contracts.messages import (
+    AnyTask,
+    Failed,
+    ResolveTask,
+    RouteAnswer,
+    RouteQuery,
+    WorkerReply,
+    parts_of,
+)
 from skiff_contracts.problems import Problem
 from skiff_contracts.registry import CallRecord
+from skiff_extraction.llm_routing import ROUTE_PROMPT_VERSION, decide_route
+from skiff_extraction.pricing import price
 from skiff_extraction.resolver import Resolver
-from skiff_flywheel.call_records import candidate_records, tier_model_id, unsupported_records
+from skiff_flywheel.call_records import (
+    candidate_records,
+    route_record,
+    tier_model_id,
+    unsupported_records,
+)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A routing decision, and the record of the model call behind it (redacted)."""
+
+    answer: RouteAnswer
+    record: CallRecord
 
 
 @dataclass(frozen=True)
@@ -65,3 +88,18 @@ class LlmWorker:
             prompt_version=self.resolver.prompt_version,
         )
         return Handled(resolution.reply, tuple(records))
+
+    async def route(self, query: RouteQuery) -> Routed:
+        """Decide a route the router was unsure of; the answer is checked against the labels."""
+        decision = await decide_route(self.resolver.engine, query)
+        generation, answer = decision.generation, decision.answer
+        tokens = (generation.tokens_in, generation.tokens_out) if generation else (0, 0)
+        record = route_record(
+            record_id=f"{query.trip_id}:route:{query.attempt}:llm", model_id=self.model_id,
+            tier="llm",
+            trip_id=query.trip_id, text=query.text, labels=(*answer.domains, *answer.unsupported),
+            decided=answer.decided, latency_ms=generation.latency_ms if generation else 0.0,
+            tokens=tokens, cost_usd=price(self.resolver.engine.model, *tokens),
+            prompt_version=ROUTE_PROMPT_VERSION, errors=answer.errors,
+        )  # fmt: skip
+        return Routed(answer, record)

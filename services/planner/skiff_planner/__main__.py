@@ -14,7 +14,7 @@ from skiff_runtime.service import serve
 async def main() -> None:
     settings = PlannerSettings()
     configure_logging("planner", settings.log_level, settings.log_format)
-    router = load_router(settings.router_model_path, settings.router_threads)
+    router = load_router(settings.router_model_path)
     app, broker = create_app(settings, router)
     await serve("planner", settings, app, broker)
 

@@ -1,4 +1,5 @@
-"""NATS implementations of the planner's ports: the saga store on KV, the bus on JetStream."""
+"""NATS implementations of the planner's ports: the saga store on KV, the bus on JetStream,
+the LLM tier's routing decisions over request/reply."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from pydantic import ValidationError
 
 from skiff_contracts import subjects
 from skiff_contracts.events import EventBase
-from skiff_contracts.messages import ExtractTask, ResolveTask
-from skiff_contracts.registry import AnswerAccepted, ModelCard, TaskAliases, slug_of
+from skiff_contracts.messages import ExtractTask, ResolveTask, RouteAnswer, RouteQuery
+from skiff_contracts.registry import AnswerAccepted, CallRecord, ModelCard, TaskAliases, slug_of
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_planner.ports import RevisionConflict
 from skiff_planner.routing import RegistrySnapshot
 from skiff_runtime.publishing import publish_durably
+from skiff_runtime.telemetry import inject_headers
 
 log = structlog.get_logger()
 
@@ -69,7 +71,7 @@ class JetStreamBus:
         self.broker = broker
 
     async def publish(self, item: Outgoing) -> None:
-        if isinstance(item, AnswerAccepted):
+        if isinstance(item, AnswerAccepted | CallRecord):
             subject = subjects.calls(item.task.split(".", 1)[0])
             stream = subjects.STREAM_CALLS
         elif isinstance(item, EventBase):
@@ -85,6 +87,28 @@ class JetStreamBus:
             subject = subjects.task(item.domain, item.kind)
             stream = subjects.tasks_stream(item.domain)
         await publish_durably(self.broker, item, subject, stream=stream, msg_id=item.message_id)
+
+
+class NatsRouteEscalation:
+    """Asks the LLM tier over `llm.route` (request/reply); no answer in time is None."""
+
+    def __init__(self, broker: NatsBroker, timeout_s: float) -> None:
+        self.broker = broker
+        self.timeout_s = timeout_s
+
+    async def decide(self, query: RouteQuery) -> RouteAnswer | None:
+        try:
+            reply = await self.broker.connection.request(
+                subjects.LLM_ROUTE, query.model_dump_json().encode(), timeout=self.timeout_s,
+                headers=inject_headers(),
+            )  # fmt: skip
+            return RouteAnswer.model_validate_json(reply.data)
+        except (TimeoutError, ValidationError) as error:
+            log.warning("the LLM tier did not decide the route", error=repr(error))
+            return None
+        except Exception as error:  # no responders, a closed connection: the trip must go on
+            log.warning("route escalation failed", error=repr(error))
+            return None
 
 
 class KvRegistryView:

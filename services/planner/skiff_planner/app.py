@@ -16,8 +16,14 @@ from pydantic import ValidationError
 from skiff_contracts import subjects
 from skiff_contracts.messages import USER_INPUT, WORKER_RESULT, SubmitRejected, TripRequest
 from skiff_contracts.problems import validation_problems
-from skiff_extraction.router import Router
-from skiff_planner.adapters import JetStreamBus, KvRegistryView, KvSagaStore
+from skiff_extraction.router import Router, SlmRouter
+from skiff_planner.adapters import (
+    JetStreamBus,
+    KvRegistryView,
+    KvSagaStore,
+    NatsRouteEscalation,
+)
+from skiff_planner.routers import RouterVersions, version_loader
 from skiff_planner.service import Planner
 from skiff_planner.settings import PlannerSettings
 from skiff_planner.transitions import Policy
@@ -122,9 +128,12 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
         registry = KvRegistryView()
         await registry.start(broker.connection.jetstream())
         runtime.registry = registry
+        embedder = router.embedder if isinstance(router, SlmRouter) else None
         runtime.planner = Planner(
-            KvSagaStore(kv), JetStreamBus(broker), router, registry, policy=policy
-        )
+            KvSagaStore(kv), JetStreamBus(broker), router, registry, policy=policy,
+            versions=RouterVersions(router, version_loader(embedder)),
+            escalation=NatsRouteEscalation(broker, settings.route_escalation_timeout_s),
+        )  # fmt: skip
         runtime.sweeper = asyncio.create_task(sweep_forever(runtime.planner))
         log.info("planner ready")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from skiff_contracts.messages import RouteAnswer, RouteQuery
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_planner.routing import RegistrySnapshot
 
@@ -32,3 +33,8 @@ class RegistryView(Protocol):
 class Bus(Protocol):
     async def publish(self, item: Outgoing) -> None:
         """Publish an event or command durably, de-duplicated by its message id."""
+
+
+class RouteEscalation(Protocol):
+    async def decide(self, query: RouteQuery) -> RouteAnswer | None:
+        """The LLM tier's checked routing decision; None when it did not answer in time."""

@@ -6,7 +6,6 @@ on the saga record followed by publishing the record's outbox, then clearing it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -17,9 +16,10 @@ from skiff_contracts.events import StepChanged, TripFinished
 from skiff_contracts.messages import TripAccepted, TripAnswer, TripCancel, TripRequest, WorkerReply
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_extraction.router import Router
-from skiff_planner.ports import Bus, RegistryView, RevisionConflict, SagaStore
+from skiff_planner.ports import Bus, RegistryView, RevisionConflict, RouteEscalation, SagaStore
+from skiff_planner.routers import Routed, RouterVersions, route_trip, version_loader
 from skiff_planner.routing import assign
-from skiff_planner.transitions import Policy, begin, on_result, on_tick, on_user
+from skiff_planner.transitions import Policy, begin, on_result, on_tick, on_user, replan
 from skiff_runtime.metrics import Metrics, process_metrics
 
 log = structlog.get_logger()
@@ -51,10 +51,15 @@ class Planner:
         policy: Policy | None = None,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
+        versions: RouterVersions | None = None,
+        escalation: RouteEscalation | None = None,
     ) -> None:
+        """`router` routes while the registry names no `router.route` champion; `versions`
+        loads the registered ones; `escalation` asks the LLM tier when a route is unsure."""
         self.store = store
         self.bus = bus
-        self.router = router
+        self.versions = versions or RouterVersions(router, version_loader(None))
+        self.escalation = escalation
         self.registry = registry
         self.policy = policy or Policy()
         self.clock = clock
@@ -62,10 +67,15 @@ class Planner:
 
     async def submit(self, request: TripRequest) -> TripAccepted:
         """Create the trip (once per client_request_id) and dispatch its first steps."""
-        route = await asyncio.to_thread(self.router.route, request.text)
+        if await self.store.load(request.trip_id) is not None:
+            log.info("duplicate submission", trip_id=request.trip_id)
+            return TripAccepted(trip_id=request.trip_id, duplicate=True)
+        routed = await self._route(request.trip_id, request.text, attempt=0)
         snapshot = self.registry.snapshot()
-        assignments = {d: assign(snapshot, request.trip_id, d) for d in route.domains}
-        record = begin(request, route, assignments, self.clock(), self.policy)
+        assignments = {d: assign(snapshot, request.trip_id, d) for d in routed.route.domains}
+        record = begin(
+            request, routed.route, assignments, self.clock(), self.policy, routed.records
+        )
         revision = await self.store.create(record)
         if revision is None:
             log.info("duplicate submission", trip_id=record.trip_id)
@@ -80,9 +90,29 @@ class Planner:
         )
 
     async def on_user(self, message: TripAnswer | TripCancel) -> None:
+        loaded = await self.store.load(message.trip_id)
+        if (
+            isinstance(message, TripAnswer)
+            and loaded is not None
+            and loaded[0].state == "needs_input"
+            and not loaded[0].domains
+        ):  # the user says what to book: route the request and the answers again
+            record = loaded[0]
+            text = " ".join((record.request.text, *record.answers, message.text))
+            routed = await self._route(record.trip_id, text, attempt=len(record.answers) + 1)
+            snapshot = self.registry.snapshot()
+            assignments = {d: assign(snapshot, record.trip_id, d) for d in routed.route.domains}
+            await self._change(message.trip_id, lambda r: replan(
+                r, message, routed.route, assignments, self.clock(), self.policy, routed.records
+            ))  # fmt: skip
+            return
         await self._change(
             message.trip_id, lambda r: on_user(r, message, self.clock(), self.policy)
         )
+
+    async def _route(self, trip_id: str, text: str, *, attempt: int) -> Routed:
+        versions = self.versions.for_trip(self.registry.snapshot(), trip_id)
+        return await route_trip(versions, trip_id, text, self.escalation, attempt=attempt)
 
     async def sweep(self) -> int:
         """Re-drive every trip whose clock has run out, and re-publish outboxes a crashed

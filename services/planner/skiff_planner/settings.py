@@ -18,8 +18,10 @@ class PlannerSettings(ServiceSettings):
     input_timeout_s: float = 24 * 3600.0
     hold_margin_s: float = 30.0
     sweep_interval_s: float = 2.0
-    router_model_path: Path | None = None  # None: the bundled SmolLM2
-    router_threads: int = 1
+    # A router file (`RouterModel.save`) for when the registry names no `router.route`
+    # champion; None: the router shipped with Skiff.
+    router_model_path: Path | None = None
+    route_escalation_timeout_s: float = Field(default=30.0, gt=0)
     # Per domain, e.g. SKIFF_ESCALATION='{"flights": {"enabled": false}}'; unlisted domains
     # escalate every reason (no_model included: the LLM tier does a domain with no champion).
     escalation: dict[Domain, EscalationRule] = Field(default_factory=dict)

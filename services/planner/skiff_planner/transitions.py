@@ -16,7 +16,7 @@ are retried until they succeed; a hold that expired under a confirmation is held
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -24,13 +24,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from skiff_contracts import subjects
-from skiff_contracts.domains import Domain, InsuranceRequest
+from skiff_contracts.domains import BOOKABLE, DOMAINS, Domain, InsuranceRequest
 from skiff_contracts.events import (
     Accounting,
     Booking,
     ItineraryItem,
     StepChanged,
     TierUsage,
+    TripDeclined,
     TripFinished,
     TripNeedsInput,
     TripPlanned,
@@ -57,7 +58,7 @@ from skiff_contracts.messages import (
     WorkerReply,
 )
 from skiff_contracts.problems import ESCALATION_REASONS, EscalationReason, Problem
-from skiff_contracts.registry import AnswerAccepted, model_id_for, slug_of
+from skiff_contracts.registry import AnswerAccepted, CallRecord, model_id_for, slug_of
 from skiff_contracts.saga import Outgoing, SagaRecord, StepRecord, step_name
 from skiff_contracts.states import BEFORE_PIVOT, Operation, TripState
 from skiff_extraction.router import Route
@@ -426,42 +427,86 @@ def ask(change: Change, question: str, domains: tuple[Domain, ...]) -> None:
 # --- the transitions -------------------------------------------------------------------------
 
 
+WHAT_TO_BOOK = (
+    f"I could not tell what to book. I can book {BOOKABLE}: which do you need, "
+    "and for where and when?"
+)
+
+
 def begin(
     request: TripRequest,
     route: Route,
     assignments: Mapping[Domain, Assignment],
     now: datetime,
     policy: Policy,
+    routing: Sequence[CallRecord] = (),
 ) -> SagaRecord:
-    """A new trip: received, planned, and every domain's extraction dispatched at once."""
+    """A new trip: received, then planned by its route (`plan`). `routing` are the records of
+    the routing decision, for the call log."""
     record = SagaRecord(
         trip_id=request.trip_id, request=request, domains=route.domains,
         unsupported=route.unsupported, created_at=now,
     )  # fmt: skip
     change = Change(record, now, policy)
+    change.outbox.extend(routing)
     change.event(TripReceived, text=request.text)
+    plan(change, route, assignments)
+    return change.build()
+
+
+def replan(
+    record: SagaRecord,
+    answer: TripAnswer,
+    route: Route,
+    assignments: Mapping[Domain, Assignment],
+    now: datetime,
+    policy: Policy,
+    routing: Sequence[CallRecord] = (),
+) -> SagaRecord:
+    """The user said what to book after the route found nothing: plan again on the request
+    and every answer (the service routed them)."""
+    if record.state != "needs_input" or record.domains or answer.text in record.answers:
+        return record
+    routed = record.model_copy(update={
+        "domains": route.domains, "unsupported": route.unsupported,
+        "answers": (*record.answers, answer.text), "question": None, "deadline": None,
+    })  # fmt: skip
+    change = Change(routed, now, policy)
+    change.outbox.extend(routing)
+    plan(change, route, assignments)
+    return change.build()
+
+
+def plan(change: Change, route: Route, assignments: Mapping[Domain, Assignment]) -> None:
+    """Extract every domain the route found, at once; a request for nothing Skiff books is
+    declined; a request the route found nothing in becomes a question."""
+    record = change.record
+    if route.unsupported:  # the LLM tier records work no micro-SLM covers (the flywheel's input)
+        attempt = len(record.answers) + 1
+        change.outbox.append(ResolveTask(
+            message_id=subjects.command_id(record.trip_id, "unsupported.resolve", attempt),
+            trip_id=record.trip_id, step="unsupported.resolve", domain=None,
+            text=" ".join((record.request.text, *record.answers)),
+            reference_date=record.request.reference_date, reason="no_model",
+            unsupported=route.unsupported,
+        ))  # fmt: skip
+    if not route.domains and not route.unsupported:
+        ask(change, WHAT_TO_BOOK, ())
+        return
+    change.event(
+        TripPlanned, domains=route.domains, unsupported=route.unsupported, routed_by=route.by
+    )
     if not route.domains:
-        reason = (
-            f"no micro-SLM covers: {', '.join(route.unsupported)}"
-            if route.unsupported
-            else "the request names nothing Skiff can book"
-        )
-        change.event(TripPlanned, domains=(), unsupported=route.unsupported)
-        finish(change, "failed", reason)
-        return change.build()
+        asked = ", ".join(w.replace("_", " ") for w in route.unsupported)
+        message = f"Skiff cannot book {asked}; it can book {BOOKABLE}."
+        change.event(TripDeclined, unsupported=route.unsupported, bookable=DOMAINS,
+                     message=message)  # fmt: skip
+        finish(change, "failed", f"no micro-SLM covers: {', '.join(route.unsupported)}")
+        return
     change.move("extracting")
-    change.event(TripPlanned, domains=route.domains, unsupported=route.unsupported)
     for domain in route.domains:
         route_extract(change, domain, assignments.get(domain, Assignment(None)))
     advance(change)  # domains without a champion go to the LLM tier at once
-    if route.unsupported:  # the LLM tier records work no micro-SLM covers (the flywheel's input)
-        change.outbox.append(ResolveTask(
-            message_id=subjects.command_id(record.trip_id, "unsupported.resolve", 1),
-            trip_id=record.trip_id, step="unsupported.resolve", domain=None, text=request.text,
-            reference_date=request.reference_date, reason="no_model",
-            unsupported=route.unsupported,
-        ))  # fmt: skip
-    return change.build()
 
 
 def on_result(record: SagaRecord, result: WorkerReply, now: datetime, policy: Policy) -> SagaRecord:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -20,9 +21,10 @@ import structlog
 from pydantic import BaseModel
 
 from skiff_contracts.base import utc_now
-from skiff_contracts.domains import DOMAINS, DRAFTS, Domain
+from skiff_contracts.domains import DOMAINS, DRAFTS, Domain, RouteLabels
 from skiff_contracts.problems import Problem
 from skiff_contracts.registry import (
+    ROUTER_TASK,
     Ack,
     AliasMove,
     GetHistory,
@@ -66,21 +68,27 @@ ATTEMPTS = 8
 ROLLOUT = "rollout"  # `who` of the registry's automatic rollout moves
 
 
+@dataclass(frozen=True)
+class Contract:
+    """A task's output contract in code; `domain` for extraction tasks, whose versions each
+    get a durable consumer."""
+
+    schema_id: str
+    schema: dict[str, Any]
+    domain: Domain | None = None
+
+
+def contracts() -> dict[str, Contract]:
+    """The tasks with an output contract in code: one extraction per domain, and routing."""
+    table = {
+        f"{d}.extract": Contract(f"{d}.draft", DRAFTS[d].model_json_schema(), d) for d in DOMAINS
+    }
+    table[ROUTER_TASK] = Contract("router.labels", RouteLabels.model_json_schema())
+    return table
+
+
 def contract_tasks() -> tuple[str, ...]:
-    """The tasks with an output contract in code: one extraction per domain."""
-    return tuple(f"{domain}.extract" for domain in DOMAINS)
-
-
-def domain_of(task: str) -> Domain | None:
-    domain, _, operation = task.partition(".")
-    for known in DOMAINS:
-        if known == domain and operation == "extract":
-            return known
-    return None
-
-
-def contract_id(domain: Domain) -> str:
-    return f"{domain}.draft"
+    return tuple(contracts())
 
 
 def move_id(move: AliasMove) -> str:
@@ -168,11 +176,7 @@ class Registry:
 
     async def register_contracts(self) -> list[SchemaRef]:
         """Store each task's contract from code (v1, or the next version if the code moved)."""
-        refs = []
-        for domain in DOMAINS:
-            schema = DRAFTS[domain].model_json_schema()
-            refs.append(await self._schema_version(contract_id(domain), schema))
-        return refs
+        return [await self._schema_version(c.schema_id, c.schema) for c in contracts().values()]
 
     async def _schema_entries(self) -> list[SchemaEntry]:
         entries = await self.schemas.values()
@@ -198,8 +202,8 @@ class Registry:
 
     def _check_card(self, request: RegisterModel) -> Refused | None:
         card = request.card
-        domain = domain_of(card.task)
-        if domain is None:
+        contract = contracts().get(card.task)
+        if contract is None:
             tasks = ", ".join(contract_tasks())
             return Refused(code="invalid", message=f"no contract for task {card.task!r} ({tasks})")
         if card.model_id != model_id_for(card.task, card.name, card.version):
@@ -209,20 +213,19 @@ class Registry:
             return Refused(code="invalid", message="name and version make an empty slug")
         if schema_hash(request.json_schema) != card.output_schema.sha256:
             return Refused(code="invalid", message="output_schema.sha256 is not json_schema's hash")
-        if card.output_schema.schema_id != contract_id(domain):
+        if card.output_schema.schema_id != contract.schema_id:
             problem = Problem(
                 code="incompatible_schema.schema_id",
-                message=f"the task's contract is {contract_id(domain)!r}",
+                message=f"the task's contract is {contract.schema_id!r}",
                 field="output_schema.schema_id",
             )
             return Refused(
                 code="incompatible_schema", message="another schema", problems=(problem,)
             )
-        contract = DRAFTS[domain].model_json_schema()
-        if problems := compat.check(contract, request.json_schema):
+        if problems := compat.check(contract.schema, request.json_schema):
             return Refused(
                 code="incompatible_schema",
-                message=f"not compatible with {contract_id(domain)}: "
+                message=f"not compatible with {contract.schema_id}: "
                 + "; ".join(p.message for p in problems),
                 problems=problems,
             )
@@ -233,8 +236,7 @@ class Registry:
         if refused := self._check_card(request):
             return refused
         card = request.card
-        domain = domain_of(card.task)
-        assert domain is not None  # checked above
+        domain = contracts()[card.task].domain
         key = card_key(card.model_id)
         async with self._lock(card.task):
             stored = await self.cards.get(key)
@@ -242,7 +244,8 @@ class Registry:
                 return refused
             if stored is not None and stored.value.status == "retired":
                 return Refused(code="retired", message=f"{card.model_id} is retired")
-            await self.provisioner.provision(domain, card.slug)
+            if domain is not None:  # an extraction version: its own durable consumer
+                await self.provisioner.provision(domain, card.slug)
             created = False
             if stored is None:
                 ref = await self._schema_version(card.output_schema.schema_id, request.json_schema)
@@ -346,7 +349,7 @@ class Registry:
     async def rollback(self, request: Rollback) -> Reply:
         if refused := self._check_who(request.who, request.why):
             return refused
-        if domain_of(request.task) is None:
+        if request.task not in contracts():
             return Refused(code="invalid", message=f"no such task {request.task!r}")
 
         async def attempt() -> Reply:
@@ -542,7 +545,7 @@ class Registry:
         return ModelList(models=tuple(views), aliases=tuple(aliases))
 
     async def get_history(self, task: str) -> Reply:
-        if domain_of(task) is None:
+        if task not in contracts():
             return Refused(code="invalid", message=f"no such task {task!r}")
         return History(task=task, moves=tuple(await self.history.read(task)))
 
