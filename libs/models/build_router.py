@@ -13,18 +13,12 @@ milliseconds per request. The candidate with the best dev figures is written to
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from skiff_contracts.registry import ROUTER_TASK
-from skiff_extraction.router import RouterModel, SlmRouter
-from skiff_flywheel.router_data import Labelled, RouterSources, held_out_sets
-from skiff_flywheel.router_training import RouterRecipe, calibrate, fit, measure
-from skiff_inference.static_embeddings import NAME as EMBEDDING_NAME
-from skiff_inference.static_embeddings import StaticEmbedder
+from skiff_flywheel.router_data import RouterSources
+from skiff_flywheel.router_training import RouterRecipe, build_router
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -32,20 +26,14 @@ SHIPPED = REPO / "libs/extraction/skiff_extraction/data/router.npz"
 RESULTS = REPO / "bench/results"
 VERSION = "2.0.0"
 CANDIDATES = {
-    "ngrams": RouterRecipe(features=("ngrams",)),
+    "ngrams": RouterRecipe(features=("ngrams",), c=4.0),
     "static": RouterRecipe(features=("static",), c=16.0),
-    "static+ngrams, C=1": RouterRecipe(features=("static", "ngrams"), c=1.0),
-    "static+ngrams": RouterRecipe(features=("static", "ngrams")),
-    "static+ngrams, one-vs-rest": RouterRecipe(features=("static", "ngrams"), link="sigmoid"),
+    "static+ngrams, C=1": RouterRecipe(features=("static", "ngrams")),
+    "static+ngrams": RouterRecipe(features=("static", "ngrams"), c=4.0),
+    "static+ngrams, one-vs-rest": RouterRecipe(
+        features=("static", "ngrams"), c=4.0, link="sigmoid"
+    ),
 }
-
-
-def dev_score(metrics: dict[str, Any]) -> float:
-    """What the choice weighs: every figure the router is held to, equally."""
-    return (
-        (metrics["single_recall"] or 0) + (metrics["multi_exact"] or 0)
-        + (metrics["unsupported_named"] or 0) - (metrics["non_travel_given_travel"] or 0)
-    )  # fmt: skip
 
 
 FIGURES = ("single_recall", "single_exact", "multi_exact", "non_travel_given_travel",
@@ -82,11 +70,6 @@ def markdown(results: dict[str, Any], chosen: str, before: dict[str, Any] | None
     return "\n".join(lines) + "\n"
 
 
-def digest(examples: list[Labelled]) -> str:
-    text = "\n".join(f"{e.source}\t{e.group}\t{e.text}\t{sorted(e.labels)}" for e in examples)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--generated", type=int, default=4000)
@@ -99,41 +82,10 @@ def main() -> None:
         insurance=REPO / "libs/models/devsets/insurance.jsonl",
         generated=args.generated, seed=args.seed,
     )  # fmt: skip
-    examples = sources.everything()
-    train = [e for e in examples if e.split == "train"]
-    dev = [e for e in examples if e.split == "dev"]
-    held = held_out_sets(examples)
-    print(
-        f"train {len(train)}, dev {len(dev)}, "
-        + ", ".join(f"{k} {len(v)}" for k, v in held.items())
-    )
-    embedder = StaticEmbedder()
-    results: dict[str, Any] = {}
-    models: dict[str, RouterModel] = {}
-    for name, recipe in CANDIDATES.items():
-        started = time.perf_counter()
-        model = calibrate(fit(train, recipe, embedder), embedder, dev, recipe.band_share)
-        seconds = round(time.perf_counter() - started, 1)
-        router = SlmRouter(model, embedder)
-        figures = {"dev": measure(router, dev)[0]}
-        figures |= {label: measure(router, cases)[0] for label, cases in held.items()}
-        results[name] = {"recipe": recipe.__dict__, "train_seconds": seconds, **figures}
-        models[name] = model
-        print(name, json.dumps(figures["dev"]), flush=True)
-    chosen = max(results, key=lambda name: dev_score(results[name]["dev"]))
-    card = {
-        "task": ROUTER_TASK, "name": "skiff-router", "version": VERSION, "candidate": chosen,
-        "embedding": EMBEDDING_NAME, "recipe": results[chosen]["recipe"],
-        "data": {"train": len(train), "dev": len(dev), "sha256": digest(train + dev),
-                 "generated": args.generated, "seed": args.seed},
-        "metrics": {k: v for k, v in results[chosen].items() if k not in ("recipe",)},
-    }  # fmt: skip
-    shipped = models[chosen]
-    RouterModel(
-        labels=shipped.labels, features=shipped.features, link=shipped.link, dense=shipped.dense,
-        sparse=shipped.sparse, bias=shipped.bias, thresholds=shipped.thresholds,
-        floors=shipped.floors, card=card,
-    ).save(SHIPPED)  # fmt: skip
+    built = build_router(sources, CANDIDATES, name="skiff-router", version=VERSION,
+                         progress=lambda line: print(line, flush=True))  # fmt: skip
+    built.model.save(SHIPPED)
+    chosen, results = built.chosen, built.results
     (RESULTS / "router.json").write_text(json.dumps({"chosen": chosen, "candidates": results},
                                                     indent=1) + "\n")  # fmt: skip
     before_file = RESULTS / "router-before.json"

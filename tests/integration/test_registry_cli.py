@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
 
 from skiff_contracts.registry import History, ModelList, SchemaList, TaskAliases
+from skiff_extraction.router import RouterModel, SlmRouter
+from skiff_inference.static_embeddings import StaticEmbedder
 from skiff_runtime.nats_server import NatsServer
 from tests.fakes.registry import registration
 from tests.integration.registry_harness import RunningRegistry, ask
@@ -111,3 +115,61 @@ async def test_promote_rollback_retire_and_the_history_they_leave(
         nats_server, "promote", V2, "--to", "shadow", "--reason", "revive"
     )
     assert code == 1 and "refused (retired)" in out
+
+
+FLYWHEEL = (
+    "from skiff_cli.flywheel_cli import flywheel_app; flywheel_app(prog_name='skiff flywheel')"
+)
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_a_router_retrained_with_the_llm_tier_s_routes_is_registered_and_listed(
+    registry: Client, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The router's conversion loop on the real data: the LLM tier's decided routes (a call
+    log export) join the training data, the version is measured and carded, registered, and
+    the registry lists it with its history."""
+    routes = [
+        {"kind": "call_record", "record_id": f"t{i}:route:0:llm", "model_id": "llm/big@1",
+         "task": "router.route", "tier": "llm", "trip_id": f"t{i}", "step": "route",
+         "valid": True, "latency_ms": 900.0, "tokens_in": 200, "tokens_out": 12,
+         "input_text": text, "output": {"labels": labels}}
+        for i, (text, labels) in enumerate([
+            ("a puddle jumper from Kona to Lanai tomorrow", ["flights"]),
+            ("a bunk in a ryokan near Hakone for the weekend", ["hotels"]),
+        ])
+    ]  # fmt: skip
+    export = tmp_path / "calls.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in routes))
+    output = tmp_path / "router-2.1.0.npz"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FLYWHEEL, "router-train", "--output", str(output),
+        "--version", "2.1.0", "--call-log", str(export),
+        "--data", str(REPO.parent / "shared/data"), "--devsets", str(REPO / "libs/models/devsets"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=600)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "2 routes from the call log" in out.decode()
+    trained = RouterModel.load(output)
+    assert trained.card["version"] == "2.1.0" and trained.card["data"]["call_log"] == 2
+    assert trained.card["metrics"]["written"]["requests"] == 231
+    route = SlmRouter(trained, StaticEmbedder()).route("Book me a flight from Oslo to Rome.")
+    assert route.domains == ("flights",)
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FLYWHEEL, "router-register", str(output), "--nats-url",
+        nats_server.url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert "router.route/skiff-router@2.1.0" in out.decode()
+    code, out, _ = await skiff_registry(nats_server, "list", "--json")
+    assert code == 0
+    listed = ModelList.model_validate_json(out)
+    (card,) = [v.card for v in listed.models if v.card.task == "router.route"]
+    assert card.adapter == str(output) and card.status == "champion"  # the task's first version
+    code, out, _ = await skiff_registry(nats_server, "history", "router.route", "--json")
+    assert code == 0
+    moves = History.model_validate_json(out).moves
+    assert [(m.alias, m.to_model) for m in moves] == [("champion", card.model_id)]

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from skiff_contracts.domains import DOMAINS, RouteLabels
-from skiff_contracts.events import TripDeclined, TripNeedsInput, TripPlanned
+from skiff_contracts.domains import DOMAINS, FlightsRequest, HotelsRequest, RouteLabels
+from skiff_contracts.events import StepChanged, TripDeclined, TripNeedsInput, TripPlanned
 from skiff_contracts.messages import (
+    Extracted,
     ExtractTask,
+    HoldTask,
     ResolveTask,
     RouteAnswer,
     RouteQuery,
@@ -37,6 +39,7 @@ from skiff_contracts.registry import (
 )
 from skiff_extraction.llm_routing import decide_route
 from skiff_extraction.router import NGRAM_BUCKETS, Route, RouterModel, hashed, router_card
+from skiff_flywheel.router_data import call_log_routes
 from skiff_inference.engine import EngineError
 from skiff_inference.static_embeddings import StaticEmbedder
 from skiff_planner.routers import RouterVersions, version_loader
@@ -281,3 +284,68 @@ async def test_a_retrained_router_goes_shadow_then_champion_and_routes(tmp_path:
     assert isinstance(history, History)
     moves = [(m.alias, m.to_model) for m in history.moves]
     assert ("champion", retrained.model_id) in moves and ("champion", shipped.model_id) in moves
+
+
+def test_the_llm_tier_s_routes_on_the_call_log_become_router_training_data() -> None:
+    def record(**fields: Any) -> dict[str, Any]:
+        base = {"kind": "call_record", "task": "router.route", "tier": "llm", "valid": True,
+                "trip_id": "t1", "input_text": "lodging in Reykjavik for 2 nights",
+                "output": {"labels": ["hotels"]}}  # fmt: skip
+        return base | fields
+
+    records = [
+        record(),
+        record(valid=False),  # undecided: no label to learn
+        record(tier="slm"),  # the router's own decision: nothing new
+        record(task="hotels.extract"),
+        record(output={"labels": ["trains", "spaceships"]}, trip_id="t2"),
+        {"kind": "answer_accepted", "task": "router.route"},
+    ]
+    routes = list(call_log_routes(records))
+    assert [(r.text, sorted(r.labels), r.split) for r in routes] == [
+        ("lodging in Reykjavik for 2 nights", ["hotels"], "train"),
+        ("lodging in Reykjavik for 2 nights", ["trains"], "train"),
+    ]
+
+
+FLIGHT = FlightsRequest(origin="Boston", destination="Denver", departure_date=date(2026, 3, 12),
+                        return_date=date(2026, 3, 16), passengers=2)  # fmt: skip
+HOTEL = HotelsRequest(location="Denver", check_in_date=date(2026, 3, 12), nights=4)
+FLIGHT_DRAFT = {"origin": "Boston", "destination": "Denver", "departure_date": "12 March",
+                "return_date": "the 16th", "passengers": 2}  # fmt: skip
+
+
+async def extract(p: Planner, trip_id: str, drafts: dict[str, dict[str, Any]]) -> None:
+    params = {"flights": FLIGHT, "hotels": HOTEL}
+    for task in sent(p, ExtractTask):
+        domain = task.domain
+        reply = Extracted(trip_id=trip_id, step=task.step, domain=domain, params=params[domain],
+                          draft=drafts[domain])  # fmt: skip
+        await p.on_result(reply)
+
+
+@pytest.mark.parametrize(
+    ("hotel_score", "hotel_draft", "booked"),
+    [
+        # Unsure of the hotel, and every value it read is the flight's: a mistake, dropped.
+        (0.6, {"location": "Denver", "check_in_date": "12 March", "check_out_date": "the 16th"},
+         ("flights",)),
+        # Unsure, but it read a value of its own (a hotel's name, a night count): kept.
+        (0.6, {"location": "Denver", "check_in_date": "12 March", "nights": 4},
+         ("flights", "hotels")),
+        # Sure of it ("…; a hotel for those nights"): kept, however few values are its own.
+        (0.97, {"location": "Denver"}, ("flights", "hotels")),
+    ],
+)  # fmt: skip
+async def test_a_domain_routed_unsure_with_no_value_of_its_own_is_dropped(
+    hotel_score: float, hotel_draft: dict[str, Any], booked: tuple[str, ...]
+) -> None:
+    route = Route(("flights", "hotels"), scores={"flights": 0.99, "hotels": hotel_score})
+    p = planner(route)
+    trip_id = await submit(p, "Fly me from Boston to Denver on 12 March, back on the 16th.")
+    await extract(p, trip_id, {"flights": FLIGHT_DRAFT, "hotels": hotel_draft})
+    record = p.store.records[trip_id][0]  # type: ignore[attr-defined]
+    assert record.domains == booked
+    assert sorted(t.domain for t in sent(p, HoldTask)) == sorted(booked)
+    dropped = [e for e in sent(p, StepChanged) if e.status == "dropped"]
+    assert [e.domain for e in dropped] == [d for d in ("hotels",) if d not in booked]

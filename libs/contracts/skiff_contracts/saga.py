@@ -84,6 +84,9 @@ class SagaRecord(Frozen):
     unsupported: tuple[str, ...] = Field(
         default=(), description="work the request asks for that no micro-SLM covers"
     )
+    route_scores: dict[str, float] = Field(
+        default_factory=dict, description="the router's score per label when it routed the trip"
+    )
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     compensations: tuple[str, ...] = Field(
         default=(), description="hold keys, in the order the holds were asked for"

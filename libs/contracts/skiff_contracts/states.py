@@ -29,4 +29,4 @@ TERMINAL_STATES: frozenset[TripState] = frozenset(
 BEFORE_PIVOT: frozenset[TripState] = frozenset({"received", "extracting", "needs_input", "holding"})
 
 Operation = Literal["extract", "resolve", "hold", "confirm", "cancel"]
-StepStatus = Literal["pending", "dispatched", "succeeded", "escalated", "failed"]
+StepStatus = Literal["pending", "dispatched", "succeeded", "escalated", "failed", "dropped"]

@@ -11,7 +11,9 @@ uncertainty band are calibrated there) and *test* (only measured):
 * the seeded request generator (`skiff_flywheel.synthetic`): one example per clause, so
   insurance, which SGD lacks, is learned from its own clause;
 * `router_phrasings`: what the real data lacks (trains, chit-chat, gibberish, hostile text,
-  clauses that ask for nothing).
+  clauses that ask for nothing);
+* the call log: the routes the LLM tier decided when the router was unsure
+  (`call_log_routes`), so each retrained router takes over what the LLM did.
 
 Held out from every training step: the hand-written sets `libs/models/devsets/router.jsonl`
 and `libs/models/devsets/insurance.jsonl` (measured only), and `router-dev.jsonl` (written
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from skiff_contracts.domains import DOMAINS, Domain
+from skiff_contracts.domains import DOMAINS, ROUTE_LABELS, Domain
+from skiff_contracts.registry import ROUTER_TASK
 from skiff_flywheel.curate import DEFAULT_EVAL_SHARE, split_of
 from skiff_flywheel.router_phrasings import written_examples
 from skiff_flywheel.synthetic import request
@@ -64,7 +67,7 @@ class Labelled:
             return "test"
         if self.source == "written-dev":
             return "dev"
-        if self.source in ("generated", "phrasings"):
+        if self.source in ("generated", "phrasings", "call-log"):
             return "train"
         if split_of(self.group, DEFAULT_EVAL_SHARE) == "train":
             return "train"
@@ -131,6 +134,22 @@ def written(path: Path, source: str) -> Iterator[Labelled]:
                        row.get("kind") or kind_of(labels))  # fmt: skip
 
 
+def call_log_routes(records: Iterable[Mapping[str, Any]]) -> Iterator[Labelled]:
+    """The conversion loop for the router: every route the LLM tier decided (a valid
+    `router.route` record of tier `llm`) is a labelled request for the next router."""
+    for record in records:
+        if record.get("kind", "call_record") != "call_record":
+            continue
+        if record.get("task") != ROUTER_TASK or record.get("tier") != "llm":
+            continue
+        labels = (record.get("output") or {}).get("labels")
+        text = record.get("input_text")
+        if not record.get("valid") or not isinstance(labels, list) or not text:
+            continue
+        known = frozenset(str(label) for label in labels) & set(ROUTE_LABELS)
+        yield Labelled(text, known, "call-log", f"calls:{record.get('trip_id')}", kind_of(known))
+
+
 @dataclass(frozen=True)
 class RouterSources:
     sgd_intents: Path
@@ -140,9 +159,11 @@ class RouterSources:
     insurance: Path
     generated: int = 4000
     seed: int = 13
+    call_log: tuple[Labelled, ...] = ()  # routes the LLM tier decided (`call_log_routes`)
 
     def everything(self) -> list[Labelled]:
         return [
+            *self.call_log,
             *sgd_intents(self.sgd_intents), *sgd_requests(self.sgd_train),
             *generated(self.generated, self.seed), *phrasings(self.seed),
             *written(self.written, "written"), *written(self.written_dev, "written-dev"),

@@ -14,8 +14,9 @@ the *dev* requests, routed clause by clause as the planner routes them:
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
 from skiff_contracts.domains import DOMAINS, ROUTE_LABELS
+from skiff_contracts.registry import ROUTER_TASK
 from skiff_extraction.router import (
     NGRAM_BUCKETS,
     Embedder,
@@ -34,7 +36,9 @@ from skiff_extraction.router import (
     RouterModel,
     SlmRouter,
 )
-from skiff_flywheel.router_data import Labelled
+from skiff_flywheel.router_data import Labelled, RouterSources, held_out_sets
+from skiff_inference.static_embeddings import NAME as EMBEDDING_NAME
+from skiff_inference.static_embeddings import StaticEmbedder
 
 THRESHOLD_GRID = np.round(np.arange(0.2, 0.91, 0.025), 3)
 
@@ -42,7 +46,7 @@ THRESHOLD_GRID = np.round(np.arange(0.2, 0.91, 0.025), 3)
 @dataclass(frozen=True)
 class RouterRecipe:
     features: tuple[FeatureKind, ...] = ("static", "ngrams")
-    c: float = 4.0  # inverse regularisation strength
+    c: float = 1.0  # inverse regularisation strength
     band_share: float = 0.005
     dense_weight: float = 1.0  # the embedding block's scale against the n-gram block's
     balanced: bool = False  # weigh a label's few positives as much as its many negatives
@@ -201,3 +205,90 @@ def measure(router: Any, examples: Sequence[Labelled]) -> tuple[dict[str, Any], 
     metrics["ms_per_request"] = {"mean": round(float(latencies.mean()), 3),
                                  "p95": round(float(np.quantile(latencies, 0.95)), 3)}  # fmt: skip
     return metrics, routes
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: RouterModel
+    figures: dict[str, Any]  # per set: `route_metrics` and ms per request
+    seconds: float
+
+
+def train_router(
+    examples: Sequence[Labelled],
+    held_out: Mapping[str, Sequence[Labelled]],
+    recipe: RouterRecipe,
+    embedder: Embedder | None,
+) -> Trained:
+    """Fit on the train split, calibrate on dev, measure on dev and every held-out set."""
+    started = time.perf_counter()
+    train = [e for e in examples if e.split == "train"]
+    dev = [e for e in examples if e.split == "dev"]
+    model = calibrate(fit(train, recipe, embedder), embedder, dev, recipe.band_share)
+    seconds = round(time.perf_counter() - started, 1)
+    router = SlmRouter(model, embedder)
+    figures = {"dev": measure(router, dev)[0]}
+    figures |= {name: measure(router, cases)[0] for name, cases in held_out.items()}
+    return Trained(model, figures, seconds)
+
+
+def with_card(model: RouterModel, card: Mapping[str, Any]) -> RouterModel:
+    return RouterModel(
+        labels=model.labels, features=model.features, link=model.link, dense=model.dense,
+        sparse=model.sparse, bias=model.bias, thresholds=model.thresholds, floors=model.floors,
+        card=card,
+    )  # fmt: skip
+
+
+def dev_score(metrics: Mapping[str, Any]) -> float:
+    """What choosing between candidates weighs: every figure the router is held to, alike."""
+    return (
+        (metrics["single_recall"] or 0) + (metrics["multi_exact"] or 0)
+        + (metrics["unsupported_named"] or 0) - (metrics["non_travel_given_travel"] or 0)
+    )  # fmt: skip
+
+
+def digest(examples: Sequence[Labelled]) -> str:
+    text = "\n".join(f"{e.source}\t{e.group}\t{e.text}\t{sorted(e.labels)}" for e in examples)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Built:
+    chosen: str
+    model: RouterModel  # the chosen candidate, its card filled in
+    results: dict[str, Any]  # per candidate: recipe, train seconds, figures per set
+
+
+def build_router(
+    sources: RouterSources,
+    candidates: Mapping[str, RouterRecipe],
+    *,
+    name: str,
+    version: str,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Built:
+    """Train every candidate, choose the one with the best dev figures, card it."""
+    examples = sources.everything()
+    held = held_out_sets(examples)
+    embedder = StaticEmbedder()
+    trained = {}
+    for label, recipe in candidates.items():
+        trained[label] = train_router(examples, held, recipe, embedder)
+        progress(f"{label}: dev {trained[label].figures['dev']}")
+    results = {
+        label: {"recipe": candidates[label].__dict__, "train_seconds": t.seconds, **t.figures}
+        for label, t in trained.items()
+    }
+    chosen = max(results, key=lambda label: dev_score(results[label]["dev"]))
+    train = [e for e in examples if e.split == "train"]
+    dev = [e for e in examples if e.split == "dev"]
+    card = {
+        "task": ROUTER_TASK, "name": name, "version": version, "candidate": chosen,
+        "embedding": EMBEDDING_NAME, "recipe": candidates[chosen].__dict__,
+        "data": {"train": len(train), "dev": len(dev), "sha256": digest([*train, *dev]),
+                 "generated": sources.generated, "seed": sources.seed,
+                 "call_log": len(sources.call_log)},
+        "metrics": {k: v for k, v in results[chosen].items() if k != "recipe"},
+    }  # fmt: skip
+    return Built(chosen, with_card(trained[chosen].model, card), results)

@@ -18,7 +18,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from skiff_cli import flywheel_clusters, flywheel_loop, flywheel_run, flywheel_train, stack
+from skiff_cli import (
+    flywheel_clusters,
+    flywheel_loop,
+    flywheel_router,
+    flywheel_run,
+    flywheel_train,
+    stack,
+)
 from skiff_cli.flywheel_sources import (
     EvalShare,
     Home,
@@ -135,3 +142,4 @@ flywheel_clusters.register(flywheel_app)  # S3 `clusters` and S4 `candidates`
 flywheel_train.register(flywheel_app)  # S5 `train`
 flywheel_loop.register(flywheel_app)  # S6 `evaluate` and `register`
 flywheel_run.register(flywheel_app)  # S2-S6 in one turn
+flywheel_router.register(flywheel_app)  # the router's loop: router-train, router-register

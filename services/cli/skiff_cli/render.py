@@ -22,6 +22,7 @@ STATUS_STYLE = {
     "succeeded": "green",
     "escalated": "yellow",
     "failed": "red",
+    "dropped": "dim",
 }
 
 

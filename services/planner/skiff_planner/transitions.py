@@ -114,6 +114,8 @@ class Policy:
     max_retry_delay: timedelta = timedelta(seconds=30)
     escalation: Mapping[Domain, EscalationRule] = field(default_factory=dict)
     max_escalations_per_trip: int = 4
+    # A domain routed below this score, that found no value of its own, is dropped.
+    sure_route: float = 0.9
     # The all-LLM counterfactual: every token priced at the LLM tier's rate (USD per million).
     llm_price_per_mtok: tuple[float, float] = (0.40, 0.40)
 
@@ -445,7 +447,7 @@ def begin(
     the routing decision, for the call log."""
     record = SagaRecord(
         trip_id=request.trip_id, request=request, domains=route.domains,
-        unsupported=route.unsupported, created_at=now,
+        unsupported=route.unsupported, route_scores=dict(route.scores), created_at=now,
     )  # fmt: skip
     change = Change(record, now, policy)
     change.outbox.extend(routing)
@@ -469,7 +471,8 @@ def replan(
         return record
     routed = record.model_copy(update={
         "domains": route.domains, "unsupported": route.unsupported,
-        "answers": (*record.answers, answer.text), "question": None, "deadline": None,
+        "route_scores": dict(route.scores), "answers": (*record.answers, answer.text),
+        "question": None, "deadline": None,
     })  # fmt: skip
     change = Change(routed, now, policy)
     change.outbox.extend(routing)
@@ -679,6 +682,7 @@ def advance_extraction(change: Change) -> None:
     if unsettled:
         ask(change, _question(unsettled), tuple(s.domain for s in unsettled))
         return
+    drop_copied_domains(change)
     gaps = missing(complete(extracted(change)))
     if gaps:
         ask(change, question_for(gaps), tuple(gaps))
@@ -688,6 +692,37 @@ def advance_extraction(change: Change) -> None:
             change.outbox.append(answer)
     change.move("holding")
     advance_holding(change)
+
+
+def drop_copied_domains(change: Change) -> None:
+    """A domain the router was not sure of, whose extraction found no value of its own (every
+    value it read is one the trip's other steps read too), was most likely added by mistake:
+    it is dropped, not booked. A domain the router was sure of stays, however few values it
+    has ("…; a hotel for those nights")."""
+    drafts = {d: found.draft for d in change.record.domains
+              if (found := settled(change, d)) is not None and found.draft is not None}  # fmt: skip
+    dropped = []
+    for domain, draft in drafts.items():
+        score = change.record.route_scores.get(domain)
+        if score is None or score >= change.policy.sure_route or len(change.record.domains) < 2:
+            continue
+        own = {_said(v) for v in draft.values() if v is not None}
+        others = {_said(v) for d, other in drafts.items() if d != domain and d not in dropped
+                  for v in other.values() if v is not None}  # fmt: skip
+        if own <= others:
+            dropped.append(domain)
+    for domain in dropped:
+        step = change.steps[step_name(domain, "extract")]
+        step = change.put(step.model_copy(update={"status": "dropped"}))
+        change.step_event(step, status="dropped", detail="every value it read is another step's")
+    if dropped:
+        remaining = tuple(d for d in change.record.domains if d not in dropped)
+        change.record = change.record.model_copy(update={"domains": remaining})
+        change.updates["domains"] = remaining
+
+
+def _said(value: object) -> str:
+    return " ".join(str(value).casefold().split())
 
 
 def accepted(change: Change, domain: Domain) -> AnswerAccepted | None:
