@@ -9,10 +9,13 @@ worse on other writers' phrasings fails here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from skiff_cli.main import app
 from skiff_extraction.router import load_router, router_card
 from skiff_flywheel.router_data import written
 from skiff_flywheel.router_training import measure
@@ -69,3 +72,24 @@ def test_the_router_s_card_carries_its_file_and_figures() -> None:
     card = router_card()
     assert card.task == "router.route" and card.adapter and card.adapter_sha256
     assert {e.dataset_id for e in card.evaluations} >= {"router-held-out:written"}
+
+
+def test_skiff_route_writes_a_line_per_request_and_a_typed_error_per_bad_line(
+    tmp_path: Path,
+) -> None:
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(
+        json.dumps({"id": "a", "text": "Rent me a car at Denver airport from Friday to Monday."})
+        + "\n{not json\n" + json.dumps({"id": "c", "text": 7}) + "\n\n"
+        + json.dumps({"id": "d", "text": "Reserve a table for two at a sushi restaurant tonight."})
+        + "\n"
+    )  # fmt: skip
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["route", "--input", str(requests), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["a", "2", "c", "d"]
+    assert (lines[0]["domains"], lines[0]["unsupported"], lines[0]["by"]) == (["cars"], [], "slm")
+    assert lines[0]["scores"]["cars"] > 0.5 and lines[0]["latency_ms"] >= 0
+    assert lines[1]["error"].startswith("not JSON") and lines[2]["error"] == "no `text` string"
+    assert (lines[3]["domains"], lines[3]["unsupported"]) == ([], ["restaurants"])

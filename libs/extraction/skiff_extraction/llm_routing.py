@@ -14,6 +14,7 @@ from typing import Any
 from skiff_contracts.domains import BOOKABLE, DOMAINS, UNSUPPORTED_WORK
 from skiff_contracts.messages import RouteAnswer, RouteQuery
 from skiff_contracts.problems import Problem
+from skiff_extraction.router import Route, route_of
 from skiff_inference.engine import ChatMessage, Engine, EngineError, Generation
 
 ROUTE_PROMPT_VERSION = "route-v1"
@@ -83,3 +84,12 @@ async def decide_route(engine: Engine, query: RouteQuery, *, max_tokens: int = 6
         unsupported=tuple(w for w in UNSUPPORTED_WORK if w in unsupported),
     )
     return LlmRoute(answer, generation)
+
+
+def after_llm(route: Route, answer: RouteAnswer | None, **fields: Any) -> Route:
+    """The route once the LLM tier was asked: its labels when it decided, else what the
+    router was sure of (nothing: the trip asks the user)."""
+    if answer is not None and answer.decided:
+        labels = {*answer.domains, *answer.unsupported}
+        return route_of(labels, scores=route.scores, by="llm", **fields)
+    return route_of(set(route.labels), scores=route.scores, **fields)

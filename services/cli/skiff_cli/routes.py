@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from skiff_contracts.messages import RouteAnswer, RouteQuery
-from skiff_extraction.router import Route, Router, route_of
+from skiff_extraction.llm_routing import after_llm
+from skiff_extraction.router import Route, Router
 
 Decide = Callable[[RouteQuery], Awaitable[RouteAnswer]]
 
@@ -59,7 +60,4 @@ async def route_one(router: Router, row_id: str, text: str, decide: Decide | Non
     answer = await decide(RouteQuery(trip_id=f"route-{row_id}", text=text, slm=route.labels,
                                      unsure=route.unsure))  # fmt: skip
     latency = route.latency_ms + (time.perf_counter() - started) * 1000
-    if answer.decided:
-        labels = {*answer.domains, *answer.unsupported}
-        return route_of(labels, scores=route.scores, by="llm", latency_ms=latency)
-    return route_of(set(route.labels), scores=route.scores, latency_ms=latency)
+    return after_llm(route, answer, latency_ms=latency)

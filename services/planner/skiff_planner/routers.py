@@ -25,13 +25,13 @@ import structlog
 
 from skiff_contracts.messages import RouteQuery
 from skiff_contracts.registry import ROUTER_TASK, CallRecord, ModelCard, model_id_for
+from skiff_extraction.llm_routing import after_llm
 from skiff_extraction.router import (
     Embedder,
     Route,
     Router,
     RouterModel,
     SlmRouter,
-    route_of,
 )
 from skiff_flywheel.call_records import route_record
 from skiff_planner.ports import RouteEscalation
@@ -129,11 +129,9 @@ async def route_trip(
         trip_id=trip_id, text=text, slm=route.labels, unsure=route.unsure, attempt=attempt
     )
     answer = await escalation.decide(query)
-    if answer is not None and answer.decided:
-        labels = {*answer.domains, *answer.unsupported}
-        return Routed(route_of(labels, scores=route.scores, by="llm"), tuple(records))
-    log.info("route undecided by the LLM tier", trip_id=trip_id, sure=route.labels)
-    return Routed(route_of(set(route.labels), scores=route.scores), tuple(records))
+    if answer is None or not answer.decided:
+        log.info("route undecided by the LLM tier", trip_id=trip_id, sure=route.labels)
+    return Routed(after_llm(route, answer), tuple(records))
 
 
 def _record(
