@@ -275,13 +275,13 @@ def router_card(path: Path | None = None) -> ModelCard:
     model = RouterModel.load(path)
     card = dict(model.card)
     schema = RouteLabels.model_json_schema()
-    figures = card.get("metrics", {}).get("written", {})
+    metrics = card.get("metrics", {})
     evaluations = tuple(
         Evaluation(dataset_id=f"router-held-out:{name}", metrics={
-            k: float(v) for k, v in card["metrics"][name].items() if isinstance(v, int | float)
+            k: float(v) for k, v in metrics[name].items() if isinstance(v, int | float)
         })
-        for name in ("sgd-test", "written", "insurance-devset") if name in card.get("metrics", {})
-    ) if figures else ()  # fmt: skip
+        for name in ("sgd-test", "written", "insurance-devset") if name in metrics
+    )  # fmt: skip
     name, version = str(card.get("name", "router")), str(card.get("version", "0"))
     return ModelCard(
         model_id=model_id_for(ROUTER_TASK, name, version), task=ROUTER_TASK, name=name,

@@ -121,8 +121,10 @@ def _fit_softmax(
 
 
 def score_matrix(router: SlmRouter, examples: Sequence[Labelled]) -> np.ndarray:
+    """Each example's score per label (the router's labels, in order), each routed once."""
     labels = router.model.labels
-    return np.array([[router.scores(e.text)[label] for label in labels] for e in examples])
+    rows = (router.scores(e.text) for e in examples)
+    return np.array([[scores[label] for label in labels] for scores in rows])
 
 
 def calibrate(

@@ -445,15 +445,8 @@ def begin(
 ) -> SagaRecord:
     """A new trip: received, then planned by its route (`plan`). `routing` are the records of
     the routing decision, for the call log."""
-    record = SagaRecord(
-        trip_id=request.trip_id, request=request, domains=route.domains,
-        unsupported=route.unsupported, route_scores=dict(route.scores), created_at=now,
-    )  # fmt: skip
-    change = Change(record, now, policy)
-    change.outbox.extend(routing)
-    change.event(TripReceived, text=request.text)
-    plan(change, route, assignments)
-    return change.build()
+    record = SagaRecord(trip_id=request.trip_id, request=request, created_at=now)
+    return _planned(record, route, assignments, now, policy, routing, received=True)
 
 
 def replan(
@@ -469,13 +462,31 @@ def replan(
     and every answer (the service routed them)."""
     if record.state != "needs_input" or record.domains or answer.text in record.answers:
         return record
+    answered = record.model_copy(update={
+        "answers": (*record.answers, answer.text), "question": None, "deadline": None,
+    })  # fmt: skip
+    return _planned(answered, route, assignments, now, policy, routing)
+
+
+def _planned(
+    record: SagaRecord,
+    route: Route,
+    assignments: Mapping[Domain, Assignment],
+    now: datetime,
+    policy: Policy,
+    routing: Sequence[CallRecord],
+    *,
+    received: bool = False,
+) -> SagaRecord:
+    """`record` with its route, the routing records in its outbox, planned."""
     routed = record.model_copy(update={
         "domains": route.domains, "unsupported": route.unsupported,
-        "route_scores": dict(route.scores), "answers": (*record.answers, answer.text),
-        "question": None, "deadline": None,
+        "route_scores": dict(route.scores),
     })  # fmt: skip
     change = Change(routed, now, policy)
     change.outbox.extend(routing)
+    if received:
+        change.event(TripReceived, text=routed.request.text)
     plan(change, route, assignments)
     return change.build()
 
