@@ -117,13 +117,15 @@ def cpu_shares(
     return shares
 
 
-async def closed_loop(url: str, concurrency: int, trips: int, first: int) -> dict[str, Any]:
+async def closed_loop(
+    url: str, home: Path, concurrency: int, trips: int, first: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     states: list[str] = []
     counter = iter(range(first, first + trips))
 
     async def client_loop() -> None:
-        async with await SkiffClient.connect(url) as client:
+        async with await SkiffClient.connect(url, home=home) as client:
             for index in counter:
                 seconds, state = await one_trip(client, index)
                 latencies.append(seconds)
@@ -160,7 +162,9 @@ def run(levels: tuple[int, ...] = (1, 4, 8), trips_per_level: int = 8) -> dict[s
             for level in levels:
                 trips = max(level, trips_per_level)
                 before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                result = asyncio.run(closed_loop(running.nats_url, level, trips, first))
+                result = asyncio.run(
+                    closed_loop(running.nats_url, running.home, level, trips, first)
+                )
                 after = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 report[f"c{level}_cpu_shares"] = cpu_shares(
                     before, after, result["elapsed_s"], cores

@@ -67,6 +67,7 @@ from skiff_contracts.messages import (
     WorkerResult,
 )
 from skiff_contracts.registry import CallRecord, RegistryRequest, slug_of
+from skiff_contracts.saga import TripStatusQuery
 from skiff_runtime.jetstream import (
     LLM_WORKER,
     PLANNER_INPUT,
@@ -223,10 +224,18 @@ SERVICES = (
         build=_planner,
         receives=(
             Channel(
-                subjects.TRIP_SUBMIT,
+                subjects.TRIP_SUBMIT_ALL,
                 TripRequest,
-                "A client submits a trip (core request/reply, queue group `planner`). "
-                "Reply: `TripAccepted` or `SubmitRejected`.",
+                "A client submits a trip under its own name, the last token (core "
+                "request/reply, queue group `planner`; NATS lets a client publish under its "
+                "own name only). Reply: `TripAccepted`, `SubmitRejected` or `SubmitConflict`.",
+            ),
+            Channel(
+                subjects.TRIP_STATUS_ALL,
+                TripStatusQuery,
+                "A client asks for one of its own trips' saga record (last token: the client; "
+                "core request/reply, queue group `planner`). Reply: `TripStatus` (no record "
+                "for another owner's trip).",
             ),
             Channel(
                 subjects.RESULTS_ALL,
@@ -237,7 +246,8 @@ SERVICES = (
                 subjects.TRIP_INPUT_ALL,
                 UserInput,
                 "The user's answer to a question, or a cancellation, for the trip named by "
-                f"the last token. {_durable(PLANNER_INPUT)}.",
+                "the last token, from the owner named by the one before (another owner's is "
+                f"dropped). {_durable(PLANNER_INPUT)}.",
             ),
         ),
         sends=(
@@ -274,8 +284,8 @@ SERVICES = (
             Channel(
                 subjects.TRIP_EVENTS_ALL,
                 TripEvent,
-                "Every saga transition of the trip named by the last token (stream "
-                f"`{subjects.STREAM_TRIP_EVENTS}`), numbered per trip. " + MSG_ID,
+                "Every saga transition of the trip named by the last token, under its owner's "
+                f"name (stream `{subjects.STREAM_TRIP_EVENTS}`), numbered per trip. " + MSG_ID,
             ),
             Channel(
                 dlq_subject(subjects.STREAM_RESULTS),
@@ -317,6 +327,16 @@ SERVICES = (
                 )
                 for domain in DOMAINS
             ),
+            *(
+                Channel(
+                    subjects.extract(domain),
+                    ExtractTask,
+                    f"An operator's {domain} extraction on request (`skiff extract` over NATS; "
+                    f"core request/reply, queue group `worker-{domain}`). Reply: the worker's "
+                    "reply, to the asker only.",
+                )
+                for domain in DOMAINS
+            ),
         ),
         sends=(
             *(
@@ -351,7 +371,7 @@ SERVICES = (
                 subjects.REGISTRY_ALL,
                 RegistryRequest,
                 "Registration and heartbeats of the worker's model version (core "
-                "request/reply to the registry; last token: the operation).",
+                "request/reply to the registry; tokens: the operation, then the caller).",
             ),
             *(
                 Channel(
@@ -381,6 +401,13 @@ SERVICES = (
                 RouteQuery,
                 "The planner's unsure routes (core request/reply, queue group "
                 f"`{subjects.LLM_ROUTE_QUEUE}`). Reply: `RouteAnswer`, labels checked.",
+            ),
+            Channel(
+                subjects.extract("llm"),
+                ResolveTask,
+                "An operator's escalation on request (`skiff extract --tiers slm+llm` over "
+                f"NATS; core request/reply, queue group `{subjects.LLM_ROUTE_QUEUE}`). Reply: "
+                "the tier's reply, to the asker only.",
             ),
         ),
         sends=(

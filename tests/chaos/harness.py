@@ -1,4 +1,9 @@
-"""A whole Skiff stack as separate processes that tests can kill, restart and audit."""
+"""A whole Skiff stack as separate processes that tests can kill, restart and audit.
+
+`Chaos(home)` runs one nats-server; `Chaos(home, nodes=3)` a three-node JetStream cluster on
+loopback with every stream and bucket at R3, each service connected to one node (its seed:
+the servers advertise the others, so a client whose node dies reconnects to another).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,6 +29,7 @@ import nats.js.errors
 from skiff_cli.client import SkiffClient
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS
+from skiff_contracts.inventory import INVENTORY_OPERATIONS
 from skiff_contracts.messages import TripRequest
 from skiff_contracts.registry import model_id_for, slug_of
 from skiff_contracts.saga import SagaRecord
@@ -36,7 +44,7 @@ from skiff_runtime.jetstream import (
     version_consumer,
     wait_until_consuming,
 )
-from skiff_runtime.nats_server import NatsServer
+from skiff_runtime.nats_server import NatsCluster, NatsServer
 from tests.chaos.scripted import MODEL_NAME, MODEL_VERSION, TRIP_TEXT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,26 +93,43 @@ class Chaos:
     worker_env: dict[str, str] = field(default_factory=dict)
     inventory_env: dict[str, str] = field(default_factory=dict)
     llm_env: dict[str, str] | None = None  # the scripted LLM tier runs when set
-    nats: NatsServer = field(init=False)
+    nodes: int = 1  # nats-server processes: 1, or a cluster (streams and buckets at R3)
+    nats: NatsServer = field(init=False)  # the only server, or the cluster's first node
+    cluster: NatsCluster | None = field(init=False, default=None)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    seeds: dict[str, int] = field(default_factory=dict)  # process name -> its node's index
 
     @property
     def db_path(self) -> Path:
         return self.home / "inventory.sqlite3"
 
-    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+    @property
+    def urls(self) -> list[str]:
+        """Every server's URL (a connection given the list reconnects to whichever is up)."""
+        return self.cluster.urls if self.cluster is not None else [self.nats.url]
+
+    def url_for(self, name: str) -> str:
+        """The server process `name` connects to: in a cluster, the services are spread over
+        the nodes, and a restarted process keeps its node."""
+        if self.cluster is None:
+            return self.nats.url
+        index = self.seeds.setdefault(name, len(self.seeds) % self.nodes)
+        return self.cluster.nodes[index].url
+
+    def _env(self, name: str, extra: dict[str, str]) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         return {
-            **os.environ, "SKIFF_NATS_URL": self.nats.url, "SKIFF_LOG_FORMAT": "json",
+            **os.environ, "SKIFF_NATS_URL": self.url_for(name), "SKIFF_LOG_FORMAT": "json",
             "SKIFF_METRICS_PORT": "0",
-            "PYTHONPATH": str(REPO), **extra,
+            "PYTHONPATH": path, **extra,
         }  # fmt: skip
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = (self.home / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, *args], cwd=REPO, env=self._env(env), stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with (self.home / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, *args], cwd=REPO, env=self._env(name, env), stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def start_planner(self) -> None:
         planner_defaults = {
@@ -131,10 +156,12 @@ class Chaos:
 
     async def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.nats = NatsServer(store_dir=self.home / "nats").start()
-        connection = await nats.connect(self.nats.url)
-        await apply_layout(connection.jetstream(), self.layout)
-        await connection.close()
+        if self.nodes > 1:
+            self.cluster = NatsCluster(self.home / "nats", size=self.nodes).start()
+            self.nats = self.cluster.nodes[0]
+        else:
+            self.nats = NatsServer(store_dir=self.home / "nats").start()
+        await self.provision()
         self.start_registry()
         self.start_inventory()
         for domain in DOMAINS:
@@ -143,6 +170,23 @@ class Chaos:
             self.start_llm_worker()
         self.start_planner()
         await self.wait_consuming()
+
+    async def provision(self, timeout_s: float = 30.0) -> None:
+        """The layout, at R3 on a cluster; retried while a new cluster elects its leaders."""
+        connection = await nats.connect(self.urls)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    await apply_layout(connection.jetstream(), self.layout,
+                                       replicas=min(self.nodes, 3))  # fmt: skip
+                    return
+                except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        finally:
+            await connection.close()
 
     async def wait_consuming(self, timeout_s: float = 60.0) -> None:
         """Every consumer of the layout, and each scripted model version's (registered)."""
@@ -157,19 +201,63 @@ class Chaos:
             if c.durable != LLM_WORKER.durable or self.llm_env is not None
         ]
         consumers += versions
-        connection = await nats.connect(self.nats.url)
+        connection = await nats.connect(self.urls)
         deadline = time.monotonic() + timeout_s
         try:
             while True:
                 try:
                     await wait_until_consuming(connection.jetstream(), consumers, timeout_s)
                     return
-                except nats.js.errors.NotFoundError:  # not registered yet
+                # Not registered yet, or JetStream still recovering from a restart.
+                except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError,
+                        nats.errors.TimeoutError, nats.errors.NoRespondersError):  # fmt: skip
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.2)
         finally:
             await connection.close()
+
+    def inventory_subscribed(self) -> bool:
+        """Whether the inventory's connection serves every subject it answers (it has no
+        consumer to watch: it is request/reply), by the servers' monitoring endpoints (in a
+        cluster it may have moved to any node)."""
+        wanted = len(DOMAINS) * len(INVENTORY_OPERATIONS)
+        for server in self.nodes_running():
+            url = f"http://127.0.0.1:{server.monitor_port}/connz?subs=1&limit=1024"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    connections = json.loads(response.read())["connections"] or []
+            except OSError:
+                continue
+            if any(
+                c.get("name") == "inventory" and len(c.get("subscriptions_list", [])) >= wanted
+                for c in connections
+            ):
+                return True
+        return False
+
+    def nodes_running(self) -> list[NatsServer]:
+        servers = self.cluster.nodes if self.cluster is not None else [self.nats]
+        return [server for server in servers if server.process is not None]
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Every process is back at work: each consumer pulled by its service, the inventory
+        subscribed. The next fault then lands on a working stack, not on one still booting."""
+        await self.wait_consuming(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not self.inventory_subscribed():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the inventory is not serving after {timeout_s:.0f}s")
+            await asyncio.sleep(0.2)
+
+    def start_process(self, name: str) -> None:
+        """Start `name` (as `kill` and the `start_*` methods name it) again."""
+        if name.startswith("worker-"):
+            self.start_worker(name.removeprefix("worker-"))
+            return
+        starts = {"planner": self.start_planner, "llm-worker": self.start_llm_worker,
+                  "registry": self.start_registry, "inventory": self.start_inventory}  # fmt: skip
+        starts[name]()
 
     def kill(self, name: str) -> None:
         process = self.processes.pop(name)
@@ -185,13 +273,19 @@ class Chaos:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.processes.clear()
-        self.nats.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        else:
+            self.nats.stop()
 
-    async def submit(self, client: SkiffClient, client_request_id: str) -> str:
+    async def submit(
+        self, client: SkiffClient, client_request_id: str, timeout_s: float = 45.0
+    ) -> str:
+        """`timeout_s`: how long each attempt waits for the planner's answer."""
         request = TripRequest(
             text=TRIP_TEXT, reference_date=REFERENCE_DATE, client_request_id=client_request_id
         )
-        return (await client.submit(request)).trip_id
+        return (await client.submit(request, timeout_s=timeout_s)).trip_id
 
     async def records(
         self, client: SkiffClient, trip_ids: list[str]
@@ -275,3 +369,12 @@ async def accepted_answers(url: str) -> Counter[tuple[str, str]]:
     """How many accepted-answer messages the CALLS stream holds per trip and task."""
     records = await read_stream(StreamSource(url))
     return Counter((r["trip_id"], r["task"]) for r in records if r.get("kind") == "answer_accepted")
+
+
+async def started(chaos: Chaos) -> AsyncIterator[Chaos]:
+    """The stack for the duration of a test (`async for chaos in started(...)`)."""
+    await chaos.start()
+    try:
+        yield chaos
+    finally:
+        chaos.stop()

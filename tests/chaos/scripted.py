@@ -141,10 +141,10 @@ def crash_at_accept(marker: Path) -> None:
         marker.write_text(record_id)
         return True
 
-    async def publish_or_die(self: JetStreamBus, item: Outgoing) -> None:
+    async def publish_or_die(self: JetStreamBus, item: Outgoing, owner: str) -> None:
         if isinstance(item, AnswerAccepted) and first_time(item.record_id):
             os._exit(137)
-        await publish(self, item)
+        await publish(self, item, owner)
 
     JetStreamBus.publish = publish_or_die  # type: ignore[method-assign]
 
@@ -177,7 +177,7 @@ async def worker() -> None:
     running = create_worker(
         settings, DomainWorker(extractor, NatsInventory(connection)), card.model_id
     )
-    await RegistryClient(connection).register(card, schema)
+    await RegistryClient(connection, "worker-" + card.task.split(".")[0]).register(card, schema)
     await running.app.run()
 
 

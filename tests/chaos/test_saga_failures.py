@@ -23,17 +23,9 @@ from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS
 from skiff_contracts.messages import Extracted
 from skiff_runtime.jetstream import STREAM_DLQ, dlq_subject
-from tests.chaos.harness import Chaos, accepted_answers, layout, result_messages
+from tests.chaos.harness import Chaos, accepted_answers, layout, result_messages, started
 
 pytestmark = pytest.mark.nats
-
-
-async def started(chaos: Chaos) -> AsyncIterator[Chaos]:
-    await chaos.start()
-    try:
-        yield chaos
-    finally:
-        chaos.stop()
 
 
 @pytest.fixture

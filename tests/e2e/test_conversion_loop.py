@@ -74,6 +74,8 @@ def loop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack
     saved = {key: os.environ.get(key) for key in FAST_LOOP}
     os.environ.update(FAST_LOOP)  # the stack's processes inherit the environment
     home = tmp_path_factory.mktemp("loop")
+    saved["SKIFF_HOME"] = os.environ.get("SKIFF_HOME")
+    os.environ["SKIFF_HOME"] = str(home)  # the CLI's credentials: this stack's passwords
     try:
         running = stack.up(home, threads=1, shipped=False)
         yield running

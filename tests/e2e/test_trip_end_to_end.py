@@ -5,13 +5,16 @@ is read back as the flywheel reads it (its own NATS identity, the stack's passwo
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
 
+import nats
 import pytest
+from nats.errors import Error as NatsError
 from typer.testing import CliRunner
 
 from skiff_cli import stack
@@ -28,7 +31,7 @@ from skiff_contracts.events import (
     TripNeedsInput,
     TripPlanned,
 )
-from skiff_contracts.messages import TripRequest
+from skiff_contracts.messages import SubmitConflict, TripRequest
 from skiff_contracts.registry import CALL_LOG, AnswerAccepted, CallRecord
 from skiff_extraction.router import router_card
 from skiff_flywheel.call_log import StreamSource, read_stream
@@ -61,8 +64,13 @@ async def call_log(running: stack.Stack, trip_id: str) -> list[CallRecord | Answ
     return [r for r in records if r.trip_id == trip_id]
 
 
-async def run_trip(url: str, request: TripRequest) -> list[TripEvent]:
-    async with await SkiffClient.connect(url) as client:
+async def collect(events: AsyncIterator[TripEvent], into: list[TripEvent]) -> None:
+    async for event in events:
+        into.append(event)
+
+
+async def run_trip(running: stack.Stack, request: TripRequest) -> list[TripEvent]:
+    async with await SkiffClient.connect(running.nats_url, home=running.home) as client:
         accepted = await client.submit(request)
         return [event async for event in client.events(accepted.trip_id, timeout_s=300)]
 
@@ -71,7 +79,7 @@ async def test_the_demo_trip_books_exactly_what_it_asks_on_the_shipped_champions
     running_stack: stack.Stack,
 ) -> None:
     request = TripRequest(text=TRIP, reference_date=date(2026, 3, 1))
-    events = await run_trip(running_stack.nats_url, request)
+    events = await run_trip(running_stack, request)
 
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), "events lost or reordered"
     planned = next(e for e in events if isinstance(e, TripPlanned))
@@ -169,10 +177,14 @@ async def test_the_same_client_request_id_is_one_trip(running_stack: stack.Stack
         reference_date=date(2026, 3, 1),
         client_request_id="e2e-duplicate",
     )
-    async with await SkiffClient.connect(running_stack.nats_url) as client:
+    async with await SkiffClient.connect(running_stack.nats_url, home=running_stack.home) as client:
         first = await client.submit(request)
         second = await client.submit(request)
+        with pytest.raises(SubmitError) as conflict:  # the same id for another trip
+            await client.submit(request.model_copy(update={"text": "A hotel in Boston instead."}))
         events = [e async for e in client.events(first.trip_id, timeout_s=300)]
+    assert isinstance(conflict.value.rejected, SubmitConflict)
+    assert conflict.value.rejected.trip_id == first.trip_id
     assert (first.duplicate, second.duplicate) == (False, True)
     assert first.trip_id == second.trip_id
     assert sum(isinstance(e, TripPlanned) for e in events) == 1
@@ -185,7 +197,7 @@ async def test_an_ambiguous_city_asks_the_user_and_the_answer_books_it(
         text="A hotel in Springfield from March 3rd to March 5th.",
         reference_date=date(2026, 3, 1),
     )
-    async with await SkiffClient.connect(running_stack.nats_url) as client:
+    async with await SkiffClient.connect(running_stack.nats_url, home=running_stack.home) as client:
         accepted = await client.submit(request)
         events: list[TripEvent] = []
         async for event in client.events(accepted.trip_id, timeout_s=400):
@@ -224,7 +236,7 @@ async def test_skiff_trip_waiting_on_a_question_ends_cleanly_at_its_timeout(
                "--nats-url", running_stack.nats_url]  # fmt: skip
     result = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-        timeout=180,
+        timeout=180, env={**os.environ, "SKIFF_HOME": str(running_stack.home)},
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == STILL_RUNNING, output
@@ -232,20 +244,53 @@ async def test_skiff_trip_waiting_on_a_question_ends_cleanly_at_its_timeout(
     assert "did not finish within 60 s" in output and "Traceback" not in output
 
 
+async def test_a_second_client_can_neither_follow_answer_cancel_nor_read_the_trip(
+    running_stack: stack.Stack,
+) -> None:
+    """`mobile` knows the id of `cli`'s trip: its cancel and answer are dropped by the planner,
+    its status query gets nothing, and following finds no event (its own subjects are empty;
+    NATS refuses it the owner's). The owner's trip books as if nothing happened."""
+    url, home = running_stack.nats_url, running_stack.home
+    with pytest.raises(NatsError, match=r"(?i)authorization"):  # no anonymous access at all
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+    request = TripRequest(
+        text="A hotel in Chicago from March 10th to March 12th.", reference_date=date(2026, 3, 1)
+    )
+    async with (
+        await SkiffClient.connect(url, home=home) as owner,
+        await SkiffClient.connect(url, identity="mobile", home=home) as other,
+    ):
+        accepted = await owner.submit(request)
+        await other.cancel(accepted.trip_id)
+        await other.answer(accepted.trip_id, "Make it Boston instead.")
+        assert await other.saga(accepted.trip_id) is None
+        seen: list[TripEvent] = []
+        with pytest.raises(TimeoutError):
+            await collect(other.events(accepted.trip_id, timeout_s=5), seen)
+        assert seen == []
+        events = [e async for e in owner.events(accepted.trip_id, timeout_s=300)]
+        record = await owner.saga(accepted.trip_id)
+    finished = events[-1]
+    assert isinstance(finished, TripFinished) and finished.state == "completed", finished
+    assert record is not None and record.owner == "cli" and not record.cancel_requested
+    assert record.answers == ()
+
+
 @pytest.mark.parametrize("text", ["", "x" * 5000])
 async def test_empty_and_oversized_requests_get_a_typed_rejection(
     running_stack: stack.Stack, text: str
 ) -> None:
     request = TripRequest.model_construct(text=text, reference_date=date(2026, 3, 1))
-    async with await SkiffClient.connect(running_stack.nats_url) as client:
+    async with await SkiffClient.connect(running_stack.nats_url, home=running_stack.home) as client:
         with pytest.raises(SubmitError) as rejected:
             await client.submit(request)
     assert rejected.value.rejected.errors[0].field == "text"
 
 
 async def test_malformed_json_gets_a_typed_rejection(running_stack: stack.Stack) -> None:
-    async with await SkiffClient.connect(running_stack.nats_url) as client:
-        reply = await client.connection.request(subjects.TRIP_SUBMIT, b"{nope", timeout=10)
+    async with await SkiffClient.connect(running_stack.nats_url, home=running_stack.home) as client:
+        subject = subjects.trip_submit(client.owner)
+        reply = await client.connection.request(subject, b"{nope", timeout=10)
     assert b'"kind":"submit_rejected"' in reply.data
 
 
@@ -256,7 +301,7 @@ async def test_a_request_for_nothing_skiff_books_is_declined_and_logged_as_no_mo
         text="Reserve a table for two at a sushi restaurant tonight.",
         reference_date=date(2026, 3, 1),
     )
-    events = await run_trip(running_stack.nats_url, request)
+    events = await run_trip(running_stack, request)
     (declined,) = [e for e in events if isinstance(e, TripDeclined)]
     assert declined.unsupported == ("restaurants",)
     assert declined.bookable == ("flights", "hotels", "cars", "insurance")
@@ -280,7 +325,7 @@ async def test_a_travel_request_the_router_cannot_place_is_escalated_then_asked(
     """The router finds nothing in it; the LLM tier (the stand-in) gives no valid answer; so
     the trip asks what to book, and routes the request with the answer."""
     request = TripRequest(text="I need to be in Denver by Friday.", reference_date=date(2026, 3, 1))
-    async with await SkiffClient.connect(running_stack.nats_url) as client:
+    async with await SkiffClient.connect(running_stack.nats_url, home=running_stack.home) as client:
         accepted = await client.submit(request)
         events: list[TripEvent] = []
         async for event in client.events(accepted.trip_id, timeout_s=300):

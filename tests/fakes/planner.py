@@ -9,6 +9,8 @@ from skiff_extraction.router import Route
 from skiff_planner.ports import RevisionConflict
 from skiff_planner.routing import RegistrySnapshot
 
+OWNER = "web"  # the client identity the fakes' trips belong to
+
 
 class MemorySagaStore:
     def __init__(self) -> None:
@@ -42,16 +44,18 @@ class MemoryBus:
 
     def __init__(self) -> None:
         self.published: list[Outgoing] = []
+        self.owners: list[str] = []  # the owner each item went out for, in step with `published`
         self.ids: set[str] = set()
         self.fail_after: int | None = None
 
-    async def publish(self, item: Outgoing) -> None:
+    async def publish(self, item: Outgoing, owner: str = "") -> None:
         if self.fail_after is not None and len(self.published) >= self.fail_after:
             raise ConnectionError("bus down")
         if item.message_id in self.ids:
             return
         self.ids.add(item.message_id)
         self.published.append(item)
+        self.owners.append(owner)
 
 
 class FixedRouter:

@@ -64,11 +64,13 @@ async def ready(connection: Client, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def ask(connection: Client, request: BaseModel, timeout: float = 5.0) -> Any:
-    """One request/reply to the registry, the reply parsed as the contract says."""
+async def ask(
+    connection: Client, request: BaseModel, timeout: float = 5.0, caller: str = "operator"
+) -> Any:
+    """One request/reply to the registry as `caller`, the reply parsed as the contract says."""
     operation = str(getattr(request, "kind", ""))
     reply = await connection.request(
-        subjects.registry(operation), request.model_dump_json().encode(), timeout=timeout
+        subjects.registry(operation, caller), request.model_dump_json().encode(), timeout=timeout
     )
     return REGISTRY_REPLY.validate_json(reply.data)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from skiff_cli import stack
 from skiff_contracts import subjects
@@ -42,6 +43,7 @@ from skiff_runtime.jetstream import (
 from skiff_runtime.nats_server import NatsServer, nats_server_binary
 from skiff_runtime.permissions import (
     BY_NAME,
+    DEFAULT_CLIENTS,
     IDENTITIES,
     chart_data,
     generate_passwords,
@@ -122,8 +124,8 @@ async def sessions(secured: Secured) -> AsyncIterator[dict[str, Session]]:
     admin = await connect_as(secured, "admin")
     await apply_layout(admin.connection.jetstream())
     opened = {"admin": admin}
-    for name in ("planner", "worker-flights", "worker-hotels", "llm-worker", "inventory", "client",
-                 "cli", "flywheel"):  # fmt: skip
+    for name in ("planner", "worker-flights", "worker-hotels", "llm-worker", "inventory", "web",
+                 "mobile", "cli", "operator", "flywheel"):  # fmt: skip
         opened[name] = await connect_as(secured, name)
     yield opened
     for session in opened.values():
@@ -253,7 +255,7 @@ def test_who_may_write_the_call_log() -> None:
     flywheel = BY_NAME["flywheel"].permissions().publish
     registry = f"{subjects.PREFIX}.registry."
     assert [s for s in flywheel if s.startswith(f"{subjects.PREFIX}.")] == sorted(
-        f"{registry}{op}"
+        f"{registry}{op}.flywheel"
         for op in (
             "get_history",
             "get_model",
@@ -264,6 +266,61 @@ def test_who_may_write_the_call_log() -> None:
             "set_threshold",
         )
     )
+
+
+def test_only_the_planner_may_send_commands() -> None:
+    """No client, operator or service but the planner can address a trip's step."""
+    commands = [
+        subjects.task("flights", "extract"), subjects.model_extract("hotels", "some-model-1"),
+        subjects.task("cars", "hold"), subjects.TASK_LLM_RESOLVE,
+    ]  # fmt: skip
+    for identity in IDENTITIES:
+        publish = identity.permissions().publish
+        senders = [c for c in commands if allowed(c, publish)]
+        assert senders == (commands if identity.name == "planner" else []), identity.name
+
+
+def test_clients_reach_their_own_trips_only() -> None:
+    own, other = "web", "mobile"
+    events = subjects.STREAM_TRIP_EVENTS
+    for name in DEFAULT_CLIENTS:
+        granted = BY_NAME[name].permissions()
+        assert granted.allow_responses is False
+        for subject in granted.publish:  # every right names its own trips, or is a reply
+            assert f".{name}" in subject, (name, subject)
+    publish = BY_NAME[own].permissions().publish
+    assert allowed(subjects.trip_submit(own), publish)
+    assert allowed(subjects.trip_input(own, "trip-1"), publish)
+    assert allowed(js_api("CONSUMER", "CREATE", events, "c1", subjects.trip_events(own, "t")),
+                   publish)  # fmt: skip
+    for refused in (
+        subjects.trip_submit(other), subjects.trip_status(other),
+        subjects.trip_input(other, "trip-1"),
+        js_api("CONSUMER", "CREATE", events),  # unnamed: a filter the subject does not show
+        js_api("CONSUMER", "CREATE", events, "c1", subjects.trip_events(other, "trip-1")),
+        js_api("CONSUMER", "CREATE", events, "c1", subjects.TRIP_EVENTS_ALL),
+        js_api("CONSUMER", "CREATE", subjects.STREAM_RESULTS),
+        js_api("DIRECT", "GET", f"KV_{subjects.BUCKET_SAGAS}"),
+        subjects.registry("list_models", own), subjects.LLM_ROUTE, subjects.extract("flights"),
+    ):  # fmt: skip
+        assert not allowed(refused, publish), refused
+
+
+def test_registry_requests_carry_the_callers_own_name_and_changes_are_for_governors() -> None:
+    changes = ("register_model", "promote", "rollback", "retire", "set_threshold")
+    for identity in IDENTITIES:
+        asks = [
+            s
+            for s in identity.permissions().publish
+            if s.startswith(f"{subjects.PREFIX}.registry.")
+        ]
+        assert all(s.endswith(f".{identity.name}") for s in asks), identity.name
+        may_change = {op for op in changes if allowed(subjects.registry(op, identity.name), asks)}
+        expected = {
+            "operator": set(changes), "flywheel": {"register_model", "promote", "set_threshold"},
+            **{f"worker-{d}": {"register_model"} for d in DOMAINS},  # its own: the registry checks
+        }.get(identity.name, set())  # fmt: skip
+        assert may_change == expected, identity.name
 
 
 def test_nobody_but_admin_manages_jetstream_and_no_inbox_is_shared() -> None:
@@ -396,9 +453,9 @@ async def test_llm_worker_cannot_read_domain_tasks_or_speak_for_a_domain(
     await llm.connection.publish(subjects.result("hotels"), b"{}")
     await llm.connection.flush()
     await llm.violation("publish", subjects.result("hotels"))
-    await llm.connection.publish(subjects.trip_events("trip-llm-other"), b"{}")
+    await llm.connection.publish(subjects.trip_events("web", "trip-llm-other"), b"{}")
     await llm.connection.flush()
-    await llm.violation("publish", subjects.trip_events("trip-llm-other"))
+    await llm.violation("publish", subjects.trip_events("web", "trip-llm-other"))
 
     # The hotels command is untouched: still waiting for the hotels worker.
     assert await pending(admin, hotels.stream, hotels.durable) == before + 1
@@ -413,7 +470,7 @@ async def test_worker_cannot_publish_trip_events_or_other_results(
     sessions: dict[str, Session],
 ) -> None:
     worker, admin = sessions["worker-flights"], sessions["admin"]
-    events = subjects.trip_events("trip-forged")
+    events = subjects.trip_events("web", "trip-forged")
     before = (await admin.connection.jetstream().stream_info(subjects.STREAM_TRIP_EVENTS)).state
 
     await worker.connection.publish(events, b'{"kind": "trip_finished"}')
@@ -422,9 +479,10 @@ async def test_worker_cannot_publish_trip_events_or_other_results(
     with pytest.raises(NatsTimeout):  # a JetStream publish gets no PubAck either
         await worker.js.publish(events, b"{}", stream=subjects.STREAM_TRIP_EVENTS)
 
-    await worker.connection.publish(subjects.trip_input("trip-forged"), b'{"kind": "cancel"}')
+    forged_input = subjects.trip_input("web", "trip-forged")
+    await worker.connection.publish(forged_input, b'{"kind": "cancel"}')
     await worker.connection.flush()
-    await worker.violation("publish", subjects.trip_input("trip-forged"))
+    await worker.violation("publish", forged_input)
 
     await worker.connection.publish(subjects.result("hotels"), b"{}")
     await worker.connection.flush()
@@ -438,19 +496,42 @@ async def test_worker_cannot_publish_trip_events_or_other_results(
     assert after.messages == before.messages
 
 
+async def follow(client: Session, subject: str) -> Msg:
+    """The first event on `subject` through a named push consumer whose filter is in its
+    create subject, as `SkiffClient.events` follows a trip."""
+    inbox = client.connection.new_inbox()
+    subscription = await client.connection.subscribe(inbox)
+    try:
+        await client.js.add_consumer(subjects.STREAM_TRIP_EVENTS, ConsumerConfig(
+            name=f"{client.name}-{secrets.token_hex(4)}", filter_subject=subject,
+            deliver_subject=inbox, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+            inactive_threshold=5.0,
+        ))  # fmt: skip
+        return await subscription.next_msg(timeout=5)
+    finally:
+        await subscription.unsubscribe()
+
+
 async def test_planner_and_client_do_their_jobs(sessions: dict[str, Session]) -> None:
-    planner, client, worker = sessions["planner"], sessions["client"], sessions["worker-flights"]
+    planner, client, worker = sessions["planner"], sessions["web"], sessions["worker-flights"]
     trip_id = "trip-planner"
-    planner_errors_before = len(planner.errors)
+    planner_errors_before, client_errors_before = len(planner.errors), len(client.errors)
 
-    # trip.submit: the planner serves it in its queue, the client's request gets the answer.
+    # trip.submit.<owner> and trip.status.<owner>: the planner serves every owner's, in its
+    # queue; the client asks under its own name and gets the answer.
     async def accept(message: Msg) -> None:
-        await message.respond(json.dumps({"trip_id": trip_id}).encode())
+        owner = subjects.token(message.subject, -1)
+        await message.respond(json.dumps({"trip_id": trip_id, "owner": owner}).encode())
 
-    served = await planner.connection.subscribe(subjects.TRIP_SUBMIT, queue="planner", cb=accept)
-    reply = await request_once_served(client, subjects.TRIP_SUBMIT)
-    assert json.loads(reply.data) == {"trip_id": trip_id}
-    await served.unsubscribe()
+    served = [
+        await planner.connection.subscribe(pattern, queue="planner", cb=accept)
+        for pattern in (subjects.TRIP_SUBMIT_ALL, subjects.TRIP_STATUS_ALL)
+    ]
+    for subject in (subjects.trip_submit("web"), subjects.trip_status("web")):
+        reply = await request_once_served(client, subject)
+        assert json.loads(reply.data) == {"trip_id": trip_id, "owner": "web"}
+    for subscription in served:
+        await subscription.unsubscribe()
 
     # Saga records: create, read, compare-and-set, list.
     kv = await planner.js.key_value(subjects.BUCKET_SAGAS)
@@ -471,35 +552,103 @@ async def test_planner_and_client_do_their_jobs(sessions: dict[str, Session]) ->
         await message.ack_sync()
     # A user's answer: the client publishes it durably, the planner pulls it from its durable.
     answer = await client.js.publish(
-        subjects.trip_input(trip_id), b'{"kind": "answer"}', stream=subjects.STREAM_TRIPS
+        subjects.trip_input("web", trip_id), b'{"kind": "answer"}', stream=subjects.STREAM_TRIPS
     )
     assert answer.stream == subjects.STREAM_TRIPS
     inputs = await planner.js.pull_subscribe(
         PLANNER_INPUT.filter_subject, durable=PLANNER_INPUT.durable, stream=PLANNER_INPUT.stream
     )
     [user_input] = await inputs.fetch(1, timeout=5)
+    assert user_input.subject == subjects.trip_input("web", trip_id)
     await user_input.ack_sync()
 
     event = await planner.js.publish(
-        subjects.trip_events(trip_id), b'{"seq": 1}', stream=subjects.STREAM_TRIP_EVENTS
+        subjects.trip_events("web", trip_id), b'{"seq": 1}', stream=subjects.STREAM_TRIP_EVENTS
     )
     assert event.stream == subjects.STREAM_TRIP_EVENTS
 
-    # The client follows the trip (ordered consumer) and reads the saga, but cannot write it.
-    followed = await client.js.subscribe(
-        subjects.trip_events(trip_id),
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-    )
-    assert (await followed.next_msg(timeout=5)).data == b'{"seq": 1}'
-    await followed.unsubscribe()
-    saga = await (await client.js.key_value(subjects.BUCKET_SAGAS)).get(trip_id)
-    assert saga.value == b'{"state": "extracting"}'
-    with pytest.raises(NatsTimeout):
-        await (await client.js.key_value(subjects.BUCKET_SAGAS)).put(trip_id, b"{}")
-    await client.violation("publish", f"$KV.{subjects.BUCKET_SAGAS}.{trip_id}")
-
+    # The client follows its trip; the saga record it gets from the planner, never from KV.
+    assert (await follow(client, subjects.trip_events("web", trip_id))).data == b'{"seq": 1}'
     assert planner.errors[planner_errors_before:] == []
+    assert client.errors[client_errors_before:] == []
+    with pytest.raises(NatsTimeout):
+        await (await client.js.key_value(subjects.BUCKET_SAGAS)).get(trip_id)
+    await client.violation("publish", js_api("STREAM", "INFO", f"KV_{subjects.BUCKET_SAGAS}"))
+
+
+async def test_a_second_client_can_neither_read_answer_cancel_nor_speak_for_the_first(
+    sessions: dict[str, Session],
+) -> None:
+    """`mobile` against `web`'s trip: every way in is refused by the server itself."""
+    planner, admin, other = sessions["planner"], sessions["admin"], sessions["mobile"]
+    trip_id = "trip-of-web"
+    await planner.js.publish(
+        subjects.trip_events("web", trip_id), b'{"seq": 1}', stream=subjects.STREAM_TRIP_EVENTS
+    )
+    inputs_before = (await admin.connection.jetstream().stream_info(subjects.STREAM_TRIPS)).state
+
+    # Following web's trip: a consumer filtered on it, or on every trip, or unnamed.
+    stream = subjects.STREAM_TRIP_EVENTS
+    for filter_subject in (subjects.trip_events("web", trip_id), subjects.TRIP_EVENTS_ALL):
+        with pytest.raises(NatsTimeout):
+            await follow(other, filter_subject)
+        wanted = f"{js_api('CONSUMER', 'CREATE', stream)}.mobile-".lower()
+        assert any(
+            wanted in str(e).lower() and f".{filter_subject}".lower() in str(e).lower()
+            for e in other.errors
+        ), [str(e) for e in other.errors]
+    with pytest.raises(NatsTimeout):
+        await other.js.subscribe(
+            subjects.trip_events("web", trip_id), stream=stream, ordered_consumer=True
+        )
+    await other.violation("publish", js_api("CONSUMER", "CREATE", stream))
+    await other.connection.subscribe(subjects.trip_events("web", trip_id))
+    await other.violation("subscription", subjects.trip_events("web", trip_id))
+
+    # Answering or cancelling it, submitting or reading as web.
+    for subject in (subjects.trip_input("web", trip_id), subjects.trip_submit("web"),
+                    subjects.trip_status("web")):  # fmt: skip
+        await other.connection.publish(subject, b'{"kind": "trip_cancel", "trip_id": "x"}')
+        await other.connection.flush()
+        await other.violation("publish", subject)
+    after = (await admin.connection.jetstream().stream_info(subjects.STREAM_TRIPS)).state
+    assert after.messages == inputs_before.messages
+
+    # Worker replies (their extracted values), the saga records, the registry's changes.
+    with pytest.raises(NatsTimeout):
+        await other.js.subscribe(subjects.RESULTS_ALL, ordered_consumer=True)
+    await other.connection.subscribe(subjects.RESULTS_ALL)
+    await other.violation("subscription", subjects.RESULTS_ALL)
+    for subject in (subjects.registry("retire", "mobile"), subjects.registry("retire", "operator"),
+                    subjects.extract("hotels"), subjects.task("hotels", "extract")):  # fmt: skip
+        await other.connection.publish(subject, b"{}")
+        await other.connection.flush()
+        await other.violation("publish", subject)
+
+
+async def test_the_operator_asks_the_registry_and_the_workers_but_commands_no_step(
+    sessions: dict[str, Session],
+) -> None:
+    operator, worker = sessions["operator"], sessions["worker-flights"]
+
+    async def answer(message: Msg) -> None:
+        await message.respond(b'{"kind": "extracted"}')
+
+    served = await worker.connection.subscribe(
+        subjects.extract("flights"), queue="worker-flights", cb=answer
+    )
+    reply = await request_once_served(operator, subjects.extract("flights"))
+    assert reply.data == b'{"kind": "extracted"}'
+    await served.unsubscribe()
+    for subject in (
+        subjects.task("flights", "extract"),
+        subjects.model_extract("flights", "some-model-1"),
+        subjects.registry("promote", "flywheel"),
+        subjects.trip_submit("cli"),
+    ):
+        await operator.connection.publish(subject, b"{}")
+        await operator.connection.flush()
+        await operator.violation("publish", subject)
 
 
 async def test_inventory_answers_its_queue_and_workers_ask_only_for_their_domain(
@@ -546,7 +695,7 @@ async def test_the_call_log_is_written_by_its_producers_and_read_by_the_flywheel
     sessions: dict[str, Session], secured: Secured
 ) -> None:
     planner, llm, worker = sessions["planner"], sessions["llm-worker"], sessions["worker-flights"]
-    flywheel, client, cli = sessions["flywheel"], sessions["client"], sessions["cli"]
+    flywheel, client, cli = sessions["flywheel"], sessions["web"], sessions["cli"]
     writes = (
         (worker, subjects.calls("flights"), b'{"kind": "call_record", "n": 1}'),
         (llm, subjects.calls("trains"), b'{"kind": "call_record", "n": 2}'),
@@ -580,8 +729,8 @@ async def test_the_call_log_is_written_by_its_producers_and_read_by_the_flywheel
         await session.violation("publish", js_api("CONSUMER", "CREATE", subjects.STREAM_CALLS))
     with pytest.raises(LogUnreachable):  # the reader says so (`skiff flywheel` exits 2)
         await read_stream(
-            StreamSource(secured.server.url, user="client", password=secured.passwords["client"],
-                         identity="client", timeout_s=REFUSAL_TIMEOUT_S)
+            StreamSource(secured.server.url, user="web", password=secured.passwords["web"],
+                         identity="web", timeout_s=REFUSAL_TIMEOUT_S)
         )  # fmt: skip
     # The planner writes accepted answers of the domains only, the worker its own domain's.
     await planner.connection.publish(subjects.calls("trains"), b"{}")
@@ -604,8 +753,9 @@ def test_the_committed_nats_files_are_current() -> None:
     assert chart == chart_data(private_inboxes=True)
 
 
-async def test_the_local_stacks_anonymous_connections_act_as_the_cli(tmp_path: Path) -> None:
-    """`skiff up`'s config: the CLI connects without credentials and gets the `cli` rights."""
+async def test_the_local_stack_refuses_connections_without_credentials(tmp_path: Path) -> None:
+    """`skiff up`'s config: no anonymous access; the CLI connects with the password the stack
+    keeps for it, and gets the `cli` client's rights."""
     passwords = stack.local_passwords(tmp_path)
     assert oct(tmp_path.joinpath("nats-passwords.json").stat().st_mode & 0o777) == "0o600"
     config = stack.secure_nats_config(tmp_path, passwords)
@@ -613,25 +763,27 @@ async def test_the_local_stacks_anonymous_connections_act_as_the_cli(tmp_path: P
     with NatsServer(store_dir=tmp_path / "store", config_file=config).running() as server:
         admin = stack.NatsAuth("admin", passwords["admin"])
         assert any("TASKS" in line for line in await stack.provision(server.url, admin))
+        with pytest.raises(NatsError, match=r"(?i)authorization"):
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
         errors: list[Exception] = []
 
         async def keep(error: Exception) -> None:
             errors.append(error)
 
-        anonymous = await nats.connect(
-            server.url, error_cb=keep, allow_reconnect=False, inbox_prefix=inbox_prefix("cli")
-        )
-        cli = Session("cli", anonymous, errors)
+        connection = await stack.connect(server.url, home=tmp_path)
+        connection._error_cb = keep
+        cli = Session("cli", connection, errors)
         try:
-            # `skiff extract` sends work to the version the registry names as champion.
+            ack = await cli.js.publish(
+                subjects.trip_input("cli", "trip-cli"), b"{}", stream=subjects.STREAM_TRIPS
+            )
+            assert ack.stream == subjects.STREAM_TRIPS
             version = subjects.model_extract("flights", "smollm2-135m-lora-1-0-0")
-            ack = await cli.js.publish(version, b"{}", stream=subjects.tasks_stream("flights"))
-            assert ack.stream == subjects.tasks_stream("flights")
-            await anonymous.publish(subjects.trip_events("trip-cli"), b"{}")
-            await anonymous.flush()
-            await cli.violation("publish", subjects.trip_events("trip-cli"))
+            await connection.publish(version, b"{}")
+            await connection.flush()
+            await cli.violation("publish", version)
         finally:
-            await anonymous.close()
+            await connection.close()
 
 
 def test_the_compose_config_reads_generated_passwords_from_the_environment(

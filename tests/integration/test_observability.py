@@ -79,6 +79,7 @@ SYSTEM = "Extract the flight request as JSON."
 COMPLETION = json.dumps({"origin": "Boston", "note": COMPLETION_MARK})
 MODEL = "smollm2-135m-instruct"
 SERVICES = ("cli", "planner", "worker-flights", "inventory")
+SUBMIT = subjects.trip_submit("cli")  # the client submits under its own name
 
 
 # --- an OTLP collector, both protocols -----------------------------------------------------
@@ -299,7 +300,7 @@ async def skiff_flow(
 
     planner = make_broker(settings, "planner")
 
-    @planner.subscriber(subjects.TRIP_SUBMIT, queue="planner")
+    @planner.subscriber(subjects.TRIP_SUBMIT_ALL, queue="planner")
     async def on_submit(message: NatsMessage) -> bytes:
         request = TripRequest.model_validate_json(message.body)
         trip_id = request.trip_id
@@ -323,7 +324,7 @@ async def skiff_flow(
             )
             event = TripReceived(trip_id=trip_id, seq=1, state="received", text=request.text)
             await publish_durably(
-                planner, event, subjects.trip_events(trip_id),
+                planner, event, subjects.trip_events("cli", trip_id),
                 stream=subjects.STREAM_TRIP_EVENTS, msg_id=event.message_id,
             )  # fmt: skip
         return TripAccepted(trip_id=trip_id, duplicate=False).model_dump_json().encode()
@@ -411,13 +412,11 @@ async def skiff_flow(
         done[request.trip_id] = asyncio.get_running_loop().create_future()
         with (
             structlog.contextvars.bound_contextvars(trip_id=request.trip_id),
-            producer_span(
-                subjects.TRIP_SUBMIT, provider=providers["cli"], trip_id=request.trip_id
-            ) as headers,
+            producer_span(SUBMIT, provider=providers["cli"], trip_id=request.trip_id) as headers,
         ):
             log.info("submitting trip")
             body = request.model_dump_json().encode()
-            reply = await client.request(subjects.TRIP_SUBMIT, body, timeout=10, headers=headers)
+            reply = await client.request(SUBMIT, body, timeout=10, headers=headers)
         accepted = SUBMIT_REPLY.validate_json(reply.data)
         assert isinstance(accepted, TripAccepted)
         await asyncio.wait_for(done[request.trip_id], timeout=30)
@@ -484,10 +483,10 @@ async def test_one_trip_is_one_trace_across_every_hop(
     # The client starts the trace; the planner's consumer continues it.
     assert (root.service, root.name, root.kind) == (
         "cli",
-        f"{subjects.TRIP_SUBMIT} publish",
+        f"{SUBMIT} publish",
         "SPAN_KIND_PRODUCER",
     )
-    submit_span = by_name(spans, f"{subjects.TRIP_SUBMIT} process")
+    submit_span = by_name(spans, f"{SUBMIT} process")
     assert (submit_span.service, submit_span.parent_id) == ("planner", root.span_id)
     assert submit_span.attributes["skiff.trip_id"] == trip_id
 
@@ -539,7 +538,7 @@ async def test_one_trip_is_one_trace_across_every_hop(
     assert count("skiff_messages_total", subject=subjects.result("flights"), status="acked") == 1
     assert count("skiff_step_duration_seconds_count", domain="flights", operation="extract") == 1
     published = "faststream_published_messages_total"
-    events = {"app_name": "planner", "broker": "nats", "destination": "skiff.v1.trip.events.*"}
+    events = {"app_name": "planner", "broker": "nats", "destination": "skiff.v1.trip.events.*.*"}
     assert count(published, **events, status="success") == 1
     processed = {"app_name": "worker-flights", "broker": "nats", "handler": task_subject}
     assert count("faststream_received_processed_messages_total", **processed, status="acked") == 1

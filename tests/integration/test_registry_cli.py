@@ -36,9 +36,12 @@ async def registry(nats_server: NatsServer, fresh_layout: Client) -> AsyncIterat
     await running.stop()
 
 
-async def skiff_registry(server: NatsServer, *args: str, user: str = "ana") -> tuple[int, str, str]:
-    """Run the CLI as a user would: its own process, its own connection."""
-    env = {**os.environ, "USER": user, "COLUMNS": "200"}
+async def skiff_registry(
+    server: NatsServer, *args: str, user: str = "operator"
+) -> tuple[int, str, str]:
+    """Run the CLI as a user would: its own process, its own connection, as the NATS identity
+    `user` (this server checks no password; the registry takes the identity as `who`)."""
+    env = {**os.environ, "SKIFF_NATS_USER": user, "COLUMNS": "200"}
     env.pop("SKIFF_NATS_URL", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CLI, *args, "--nats-url", server.url,
@@ -75,18 +78,22 @@ async def test_promote_rollback_retire_and_the_history_they_leave(
     registry: Client, nats_server: NatsServer
 ) -> None:
     code, out, err = await skiff_registry(
+        nats_server, "promote", V2, "--to", "canary", "--reason", "mine now", user="cli"
+    )
+    assert code != 0 and "cli may not promote" in out + err, out + err
+    code, out, err = await skiff_registry(
         nats_server, "promote", V2, "--to", "canary", "--share", "0.3", "--reason", "agrees 98 %"
     )
     assert code == 0, err
     assert f"{V2} is now canary" in out
     code, out, err = await skiff_registry(
         nats_server, "promote", "smollm2-lora@2", "--to", "champion", "--reason", "wins",
-        user="bo",
+        user="flywheel",
     )  # fmt: skip
     assert code == 0, err
     assert f"{V2} is now champion" in out
     code, out, err = await skiff_registry(
-        nats_server, "rollback", TASK, "--reason", "p95 regression", "--who", "oncall"
+        nats_server, "rollback", TASK, "--reason", "p95 regression"
     )
     assert code == 0, err
     assert f"{V1} is now champion" in out
@@ -98,15 +105,15 @@ async def test_promote_rollback_retire_and_the_history_they_leave(
     moves = History.model_validate_json(out).moves
     assert [(m.alias, m.to_model, m.who, m.why) for m in moves] == [
         ("champion", V1, "registry", "first version registered for the task"),
-        ("challenger", V2, "ana", "agrees 98 %"),
-        ("champion", V2, "bo", "wins"),
-        ("challenger", V1, "bo", "wins"),
-        ("champion", V1, "oncall", "p95 regression"),
-        ("challenger", V2, "oncall", "p95 regression"),
-        ("challenger", None, "ana", "superseded"),
+        ("challenger", V2, "operator", "agrees 98 %"),
+        ("champion", V2, "flywheel", "wins"),
+        ("challenger", V1, "flywheel", "wins"),
+        ("champion", V1, "operator", "p95 regression"),
+        ("challenger", V2, "operator", "p95 regression"),
+        ("challenger", None, "operator", "superseded"),
     ]
     code, out, _ = await skiff_registry(nats_server, "history", TASK)
-    assert code == 0 and "p95 regression" in out and "oncall" in out
+    assert code == 0 and "p95 regression" in out and "operator" in out
 
     # Refusals exit 1 and say why.
     code, out, _ = await skiff_registry(nats_server, "rollback", TASK, "--reason", "again")

@@ -82,15 +82,17 @@ async def test_register_promote_rollback_retire_through_nats_with_the_history_st
     )
     assert info.config.filter_subject == subjects.model_extract("flights", "smollm2-lora-2")
 
-    steps: list[BaseModel] = [
-        Promote(model_id=V2, to="shadow", who="ana", why="mirror live traffic"),
-        Promote(model_id=V2, to="canary", who="ana", why="agreement 97 %", canary_share=0.2),
-        Promote(model_id=V2, to="champion", who="bo", why="beats v1 at every gate"),
-        Rollback(task=TASK, who="bo", why="p95 regression"),
-        Retire(model_id=V2, who="bo", why="superseded"),
-    ]
-    for step in steps:
-        reply = await ask(nc, step)
+    # `who` is the caller's identity (the subject's last token), whatever the request says.
+    steps: list[tuple[BaseModel, str]] = [
+        (Promote(model_id=V2, to="shadow", who="someone-else", why="mirror live traffic"),
+         "operator"),
+        (Promote(model_id=V2, to="canary", why="agreement 97 %", canary_share=0.2), "operator"),
+        (Promote(model_id=V2, to="champion", why="beats v1 at every gate"), "flywheel"),
+        (Rollback(task=TASK, why="p95 regression"), "flywheel"),
+        (Retire(model_id=V2, why="superseded"), "flywheel"),
+    ]  # fmt: skip
+    for step, caller in steps:
+        reply = await ask(nc, step, caller=caller)
         assert isinstance(reply, Ack), reply
 
     # The planner reads these KV values directly: plain contract JSON.
@@ -105,13 +107,13 @@ async def test_register_promote_rollback_retire_through_nats_with_the_history_st
     assert isinstance(history, History)
     assert [(m.alias, m.from_model, m.to_model, m.who, m.action) for m in history.moves] == [
         ("champion", None, V1, "registry", "bootstrap"),
-        ("challenger", None, V2, "ana", "promote"),
-        ("challenger", V2, V2, "ana", "promote"),
-        ("champion", V1, V2, "bo", "promote"),
-        ("challenger", V2, V1, "bo", "promote"),
-        ("champion", V2, V1, "bo", "rollback"),
-        ("challenger", V1, V2, "bo", "rollback"),
-        ("challenger", V2, None, "bo", "retire"),
+        ("challenger", None, V2, "operator", "promote"),
+        ("challenger", V2, V2, "operator", "promote"),
+        ("champion", V1, V2, "flywheel", "promote"),
+        ("challenger", V2, V1, "flywheel", "promote"),
+        ("champion", V2, V1, "flywheel", "rollback"),
+        ("challenger", V1, V2, "flywheel", "rollback"),
+        ("challenger", V2, None, "flywheel", "retire"),
     ]
     assert history.moves[5].why == "p95 regression"
     stored = await nc.jetstream().stream_info(
@@ -123,14 +125,39 @@ async def test_register_promote_rollback_retire_through_nats_with_the_history_st
     assert isinstance(again, Refused) and again.code == "retired"
 
 
+async def test_only_the_governors_change_the_registry_and_workers_register_their_own(
+    registry: RunningRegistry, fresh_layout: Client
+) -> None:
+    nc = fresh_layout
+    assert isinstance(await ask(nc, registration(version="1"), caller="worker-flights"), Ack)
+    other = await ask(nc, registration("hotels", version="1"), caller="worker-flights")
+    assert isinstance(other, Refused) and other.code == "forbidden"
+    for caller in ("cli", "web", "worker-flights", "planner", "someone-else"):
+        for request in (
+            Promote(model_id=V1, to="shadow", why="mine"),
+            Retire(model_id=V1, why="mine"),
+            Rollback(task=TASK, why="mine"),
+        ):
+            refused = await ask(nc, request, caller=caller)
+            assert isinstance(refused, Refused) and refused.code == "forbidden", (caller, request)
+    listed = await ask(nc, ListModels(), caller="web")  # reading stays open
+    assert isinstance(listed, ModelList) and [v.card.status for v in listed.models] == ["champion"]
+    history = await ask(nc, GetHistory(task=TASK), caller="web")
+    assert [m.action for m in history.moves] == ["bootstrap"]
+
+
 async def test_bad_input_is_refused_never_silent(
     registry: RunningRegistry, fresh_layout: Client
 ) -> None:
-    garbage = await fresh_layout.request(subjects.registry("promote"), b"{not json", timeout=5)
+    garbage = await fresh_layout.request(
+        subjects.registry("promote", "operator"), b"{not json", timeout=5
+    )
     reply = REGISTRY_REPLY.validate_json(garbage.data)
     assert isinstance(reply, Refused) and reply.code == "invalid"
     wrong = await fresh_layout.request(
-        subjects.registry("retire"), GetModel(model_id=V1).model_dump_json().encode(), timeout=5
+        subjects.registry("retire", "operator"),
+        GetModel(model_id=V1).model_dump_json().encode(),
+        timeout=5,
     )
     reply = REGISTRY_REPLY.validate_json(wrong.data)
     assert isinstance(reply, Refused) and "get_model request sent to retire" in reply.message

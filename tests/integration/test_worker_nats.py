@@ -89,6 +89,30 @@ async def test_a_task_is_extracted_grounded_and_replied_on_results(flights_worke
         "destination_iata": "BNA", "departure_date": "2019-03-07",
     }  # fmt: skip
     assert result.call is not None and result.call.tokens_out > 0
+    assert result.command_id == command.message_id  # the planner takes no other reply
+
+
+async def test_an_extraction_on_request_answers_the_asker_only(flights_worker: Client) -> None:
+    """`skiff extract` over NATS: the reply comes back to the asker, and nothing reaches
+    RESULTS, so a request naming a real trip's step cannot settle it."""
+    results = await flights_worker.jetstream().stream_info(subjects.STREAM_RESULTS)
+    command = task("Fly me from Seattle to Miami on the 9th of March.", trip_id="trip-w4")
+    reply = await flights_worker.request(
+        subjects.extract("flights"), command.model_dump_json().encode(), timeout=120
+    )
+    result = WORKER_RESULT.validate_json(reply.data)
+    assert isinstance(result, Extracted) and result.command_id == command.message_id
+    assert isinstance(result.params, FlightsRequest)
+    assert (result.params.origin_iata, result.params.destination_iata) == ("SEA", "MIA")
+    assert result.params.departure_date == date(2019, 3, 9)
+    unserved = command.model_copy(update={"model_id": "flights.extract/other@9"})
+    reply = await flights_worker.request(
+        subjects.extract("flights"), unserved.model_dump_json().encode(), timeout=30
+    )
+    refused = WORKER_RESULT.validate_json(reply.data)
+    assert isinstance(refused, Failed) and refused.reason == "not_served"
+    after = await flights_worker.jetstream().stream_info(subjects.STREAM_RESULTS)
+    assert after.state.messages == results.state.messages
 
 
 async def test_a_routed_extraction_is_served_and_its_call_recorded(flights_worker: Client) -> None:

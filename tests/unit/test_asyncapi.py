@@ -73,10 +73,10 @@ def test_subscribers_carry_their_contract_and_manual_publishes_are_channels(
     channels = {c["address"]: c for c in document["channels"].values()}
     # Received: the contract, not FastStream's EmptyPayload for a raw-message handler.
     assert "EmptyPayload" not in document["components"]["schemas"]
-    submit = channels[subjects.TRIP_SUBMIT]
+    submit = channels[subjects.TRIP_SUBMIT_ALL]
     assert submit["bindings"]["nats"]["queue"] == "planner"
     (message_ref,) = submit["messages"].values()
-    message = document["components"]["messages"][message_ref["$ref"].rsplit("/", 1)[1]]
+    message = document["components"]["messages"][unquote(message_ref["$ref"].rsplit("/", 1)[1])]
     payload = document["components"]["schemas"][message["payload"]["$ref"].rsplit("/", 1)[1]]
     assert payload["title"] == TripRequest.__name__
     # Sent with broker.publish: described from the subject constants.
@@ -101,7 +101,7 @@ def test_an_undocumented_subscriber_fails_generation(generator: ModuleType) -> N
 
 
 def test_a_stale_entry_fails_generation(generator: ModuleType) -> None:
-    stale = generator.Channel(subjects.TRIP_SUBMIT, TripRequest, "nobody subscribes")
+    stale = generator.Channel(subjects.TRIP_SUBMIT_ALL, TripRequest, "nobody subscribes")
     service = generator.Service(
         "probe", "", lambda: [NatsBroker("nats://nats:4222")], receives=(stale,), sends=()
     )

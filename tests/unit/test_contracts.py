@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -10,13 +12,17 @@ from pydantic import ValidationError
 from skiff_contracts import snapshots
 from skiff_contracts.domains import FlightsRequest
 from skiff_contracts.messages import (
+    EARLIEST_REFERENCE_DATE,
+    LATEST_REFERENCE_DATE,
     MAX_REQUEST_CHARS,
     SUBMIT_REPLY,
     WORKER_RESULT,
     Extracted,
     ExtractTask,
     ResolveTask,
+    SubmitRejected,
     TripAccepted,
+    TripAnswer,
     TripRequest,
     trip_id_for,
 )
@@ -90,3 +96,52 @@ def test_a_tasks_text_parts_must_join_to_its_text() -> None:
         ExtractTask(**fields, text_parts=("A room in Austin.", "From Denver."))
     with pytest.raises(ValidationError, match="text_parts joined by spaces must be the text"):
         ResolveTask(**fields, text_parts=("A room.",), reason="ungrounded")
+
+
+# --- bad values at the edge: typed refusals, never a crash later ---------------------------------
+
+TASK_FIELDS = {"trip_id": "t", "step": "flights.extract", "domain": "flights",
+               "reference_date": "2026-03-01", "text": "a flight"}  # fmt: skip
+CARRIERS: dict[str, Callable[..., object]] = {
+    # as the planner's on_submit reads it: JSON off the wire
+    "TripRequest": lambda **f: TripRequest.model_validate_json(
+        json.dumps({"text": f["text"], "reference_date": f["reference_date"]})
+    ),
+    "TripAnswer": lambda **f: TripAnswer(trip_id="t", text=f["text"]),
+    "ExtractTask": lambda **f: ExtractTask(**f),
+    "ResolveTask": lambda **f: ResolveTask(**f, reason="ungrounded"),
+}
+
+
+def _refusal(carrier: str, **changed: object) -> SubmitRejected:
+    """The reply the planner sends for a submission that fails validation (app.on_submit)."""
+    with pytest.raises(ValidationError) as caught:
+        CARRIERS[carrier](**{**TASK_FIELDS, **changed})
+    return SubmitRejected(errors=validation_problems(caught.value))
+
+
+@pytest.mark.parametrize("carrier", list(CARRIERS))
+@pytest.mark.parametrize("text", [" ", "   \n\t ", "\u3000\u00a0", "\u200b\u200b", "\x00"])
+def test_a_blank_text_is_a_typed_refusal_wherever_a_text_is_carried(
+    carrier: str, text: str
+) -> None:
+    (problem,) = _refusal(carrier, text=text).errors
+    assert (problem.code, problem.field) == ("invalid.blank_text", "text")
+
+
+@pytest.mark.parametrize("carrier", ["TripRequest", "ExtractTask", "ResolveTask"])
+@pytest.mark.parametrize("far", ["9999-12-31", "0001-01-01", "2100-01-01", "1999-12-31"])
+def test_a_far_reference_date_is_refused_at_submit_and_in_every_command(
+    carrier: str, far: str
+) -> None:
+    """9999-12-31 was accepted, then every worker overflowed its date arithmetic into the DLQ."""
+    (problem,) = _refusal(carrier, reference_date=far).errors
+    assert (problem.code, problem.field) == ("invalid.reference_date_range", "reference_date")
+    assert problem.message == "reference_date must be from 2000-01-01 to 2099-12-31"
+
+
+def test_the_reference_window_admits_replayed_data_and_its_own_edges() -> None:
+    for day in (EARLIEST_REFERENCE_DATE, date(2019, 3, 1), LATEST_REFERENCE_DATE):
+        assert TripRequest(text="a flight", reference_date=day).reference_date == day
+        task = ExtractTask.model_validate({**TASK_FIELDS, "reference_date": day})
+        assert task.reference_date == day

@@ -1,13 +1,23 @@
-"""Extraction logic without a model: evidence, place roles, value confidence, scoring, schema."""
+"""Extraction logic without a model: evidence, place roles, value confidence, scoring, schema,
+what the text states (counts, date roles) and the pipeline's checks on constructed replies."""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import date
 
 import pytest
 
-from skiff_contracts.domains import CarsDraft, FlightsDraft, HotelsDraft, InsuranceDraft
+from skiff_contracts.domains import (
+    CarsDraft,
+    CarsRequest,
+    Domain,
+    FlightsDraft,
+    HotelsDraft,
+    InsuranceDraft,
+)
+from skiff_contracts.messages import Extracted, ExtractTask, NeedsEscalation
 from skiff_extraction.confidence import value_confidence, value_spans
 from skiff_extraction.evidence import (
     completed_dates,
@@ -16,9 +26,12 @@ from skiff_extraction.evidence import (
     supported,
     unsupported_fields,
 )
+from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_extraction.schema import decoding_schema
 from skiff_extraction.scoring import SlotScore, matches
-from skiff_inference.engine import TokenLogprob
+from skiff_extraction.stated import DATE_PAIRS, count_problems, placed_dates
+from skiff_inference.engine import Generation, TokenLogprob
+from skiff_travel.rules import reason_for
 
 
 def test_values_late_in_a_long_request_are_supported() -> None:
@@ -201,3 +214,207 @@ def test_alternatives_and_other_counts_support_nothing(
     field: str, value: object, text: str
 ) -> None:
     assert not supported(field, value, text)
+
+
+# --- what the text states, whatever the model made of it ----------------------------------------
+
+
+def test_a_minus_sign_is_read_so_minus_three_never_supports_three() -> None:
+    """Evidence read "-3 adults" as support for 3 passengers: it dropped the sign."""
+    assert not supported("passengers", 3, "a flight for -3 adults")
+    assert supported("passengers", -3, "a flight for -3 adults")
+    assert not supported("rooms", 3, "-3 rooms please")
+    assert not supported("nights", 3, "for minus three nights")
+    # A hyphen after a figure is a range or a compound, not a sign.
+    assert supported("passengers", 16, "March 12-16")
+    assert supported("star_rating", 4, "a 4-star hotel")
+
+
+@pytest.mark.parametrize(
+    ("draft", "text", "field"),
+    [
+        (FlightsDraft(passengers=3), "a flight for -3 adults", "passengers"),
+        (FlightsDraft(), "two tickets, no: 0 people", "passengers"),
+        (HotelsDraft(), "a hotel for −3 adults", "guests"),  # the Unicode minus
+        (HotelsDraft(), "a hotel for 0 adults", "guests"),
+        (HotelsDraft(guests=5), "a hotel for 500 adults", "guests"),
+        (HotelsDraft(), "a hotel for 2 adults and twelve kids", "guests"),
+        (HotelsDraft(rooms=3), "-3 rooms in Denver", "rooms"),
+        (InsuranceDraft(), "insurance for minus two travellers", "travelers"),
+    ],
+)
+def test_a_count_the_text_states_out_of_range_is_a_problem_on_its_field(
+    draft: object, text: str, field: str
+) -> None:
+    (problem,) = count_problems(draft, text)  # type: ignore[arg-type]
+    assert (problem.code, problem.field) == ("party_size", field)
+
+
+@pytest.mark.parametrize(
+    ("draft", "text"),
+    [
+        (HotelsDraft(guests=2), "a hotel for 2 adults and 0 kids"),  # no children is a count
+        (HotelsDraft(guests=3), "a hotel for -3 adults. Sorry, 3 adults"),  # the answer counts
+        (HotelsDraft(guests=3), "a hotel for -3 adults.\n3"),  # a bare answer the draft carries
+        (FlightsDraft(passengers=2), "Boston to Denver March 12-16 for 2 people"),
+        (CarsDraft(), "a car for -3 adults"),  # a car has no party size
+    ],
+)
+def test_counts_in_range_or_settled_by_a_later_answer_are_no_problem(
+    draft: object, text: str
+) -> None:
+    assert count_problems(draft, text) == ()  # type: ignore[arg-type]
+
+
+def test_a_bad_count_stays_a_problem_when_the_later_number_is_not_a_count() -> None:
+    assert count_problems(HotelsDraft(guests=3), "for -3 adults from the 3rd")[0].field == "guests"
+
+
+@pytest.mark.parametrize(
+    ("draft", "text", "expected"),
+    [
+        (
+            CarsDraft(pickup_date="March 10", dropoff_date="March 12"),
+            "pick it up on March 12 and drop it off on March 10",
+            ("March 12", "March 10"),
+        ),
+        (  # the drop-off date alone, in the pick-up slot: it moves, the pick-up stays unknown
+            CarsDraft(pickup_date="March 10"),
+            "pick it up on March 12 and drop it off on March 10",
+            (None, "March 10"),
+        ),
+        (
+            FlightsDraft(departure_date="March 10", return_date="March 12"),
+            "departing March 12, flying back March 10",
+            ("March 12", "March 10"),
+        ),
+        (
+            HotelsDraft(check_in_date="March 12", check_out_date="March 16"),
+            "check in March 16, check out on the March 12",
+            ("March 16", "March 12"),
+        ),
+        (
+            InsuranceDraft(trip_start="March 12", trip_end="March 16"),
+            "the trip starts March 16 and ends March 12",
+            ("March 16", "March 12"),
+        ),
+    ],
+)
+def test_dates_go_back_to_the_slots_the_texts_cues_name(
+    draft: object, text: str, expected: tuple[str | None, str | None]
+) -> None:
+    pair = DATE_PAIRS[type(draft)]  # type: ignore[index]
+    moved, problems = placed_dates(draft, text)  # type: ignore[type-var]
+    assert (getattr(moved, pair.first), getattr(moved, pair.second), problems) == (*expected, ())
+
+
+def test_a_date_cued_for_the_other_slot_beside_an_uncued_one_is_a_problem_not_a_guess() -> None:
+    """Swapping would give March 12 a role the text does not state right beside it."""
+    draft = CarsDraft(pickup_date="March 10", dropoff_date="March 12")
+    text = "pick up the car in Denver on March 12 and drop it off on March 10"
+    moved, problems = placed_dates(draft, text)
+    assert moved == draft
+    assert [(p.code, p.field) for p in problems] == [("date_role", "pickup_date")]
+    assert reason_for("date_role") == "business_rule"
+
+
+@pytest.mark.parametrize(
+    ("draft", "text"),
+    [
+        (CarsDraft(pickup_date="March 10", dropoff_date="March 12"),
+         "pick up March 10, drop off March 12"),
+        # Cued both ways (the user corrected the order): left as the model read it.
+        (CarsDraft(pickup_date="March 10", dropoff_date="March 12"),
+         "pick up March 12, drop it off March 10. Sorry: pick up March 10, drop off March 12"),
+        (CarsDraft(pickup_date="March 10", dropoff_date="March 12"), "a car March 10 to 12"),
+        # A cue stands right before its date: in "pick it up from SFO till the 12th" the 12th
+        # is the drop-off, and a flight's "leave on the 12th" may be the return.
+        (CarsDraft(pickup_date="the 10th", dropoff_date="the 12th"),
+         "on the 10th; I want to pick it up from SFO till the 12th"),
+        (FlightsDraft(departure_date="the 2nd", return_date="the 12th"),
+         "flights to Sydney on the 2nd. I want to leave on the 12th"),
+        # Another step's cue (a flight's "departing") says nothing of a hotel's dates.
+        (HotelsDraft(check_in_date="March 12"), "departing Boston March 12; a hotel for 4 nights"),
+    ],
+)  # fmt: skip
+def test_dates_without_a_contrary_cue_right_before_them_stay_where_they_are(
+    draft: object, text: str
+) -> None:
+    assert placed_dates(draft, text) == (draft, ())  # type: ignore[type-var]
+
+
+# --- the pipeline on constructed model replies (no model runs) ----------------------------------
+
+
+def _checked(domain: Domain, text: str, draft: dict[str, object]) -> Extracted | NeedsEscalation:
+    task = ExtractTask(trip_id="t", step=f"{domain}.extract", domain=domain, text=text,
+                       reference_date=date(2026, 3, 1))  # fmt: skip
+    identity = ModelIdentity("m", "v1")
+    extractor = Extractor(engine=None, domain=domain, identity=identity)  # type: ignore[arg-type]
+    generation = Generation(value=draft, raw=json.dumps(draft), tokens_in=1, tokens_out=1,
+                            token_logprobs=(), latency_ms=1.0, engine="x", model="m")  # fmt: skip
+    return extractor.check(task, generation)
+
+
+def _escalation(reply: Extracted | NeedsEscalation) -> tuple[str, list[tuple[str, str | None]]]:
+    assert isinstance(reply, NeedsEscalation), reply
+    return reply.reason, [(p.code, p.field) for p in reply.errors]
+
+
+HOTEL = {"location": "Denver", "check_in_date": "March 12", "check_out_date": "March 16"}
+FLIGHT = {"origin": "Boston", "destination": "Denver", "departure_date": "March 12"}
+
+
+@pytest.mark.parametrize("adults", ["-3", "0", "500"])
+@pytest.mark.parametrize("guests", [None, 3, 5, 0, -3, 500])
+def test_a_hotel_for_an_impossible_party_escalates_as_a_business_rule(
+    adults: str, guests: int | None
+) -> None:
+    """A hotel "for -3/0/500 adults" got no guest count (null) and was booked."""
+    text = f"A hotel in Denver from March 12 to March 16 for {adults} adults."
+    reply = _checked("hotels", text, {**HOTEL, "guests": guests})
+    assert _escalation(reply) == ("business_rule", [("party_size", "guests")])
+
+
+@pytest.mark.parametrize("passengers", [3, -3, None])
+def test_minus_three_adults_is_never_three_passengers(passengers: int | None) -> None:
+    reply = _checked("flights", "Boston to Denver on March 12 for -3 adults", {
+        **FLIGHT, "passengers": passengers,
+    })  # fmt: skip
+    assert _escalation(reply) == ("business_rule", [("party_size", "passengers")])
+
+
+@pytest.mark.parametrize(
+    ("domain", "text", "draft", "problem"),
+    [
+        ("cars", "Rent a car in Denver: pick it up on March 12 and drop it off on March 10.",
+         {"pickup_city": "Denver", "pickup_date": "March 10", "dropoff_date": "March 12"},
+         ("dropoff_before_pickup", "dropoff_date")),
+        ("flights", "Boston to Denver, departing March 12, coming back March 10",
+         {**FLIGHT, "departure_date": "March 10", "return_date": "March 12"},
+         ("return_before_departure", "return_date")),
+        ("hotels", "A hotel in Denver: check in March 16, check out March 12",
+         {"location": "Denver", "check_in_date": "March 12", "check_out_date": "March 16"},
+         ("checkout_not_after_checkin", "check_out_date")),
+        ("insurance", "Travel insurance: the trip starts March 16 and ends March 12",
+         {"trip_start": "March 12", "trip_end": "March 16"},
+         ("trip_end_before_start", "trip_end")),
+        ("flights", "Boston to Denver on February 30",
+         {**FLIGHT, "departure_date": "February 30"}, ("impossible_date", "departure_date")),
+    ],
+)  # fmt: skip
+def test_a_reordered_pair_or_an_impossible_date_is_a_business_rule_never_a_booking(
+    domain: Domain, text: str, draft: dict[str, object], problem: tuple[str, str]
+) -> None:
+    """A car with drop-off before pick-up was booked with the drop-off date as pick-up."""
+    assert _escalation(_checked(domain, text, draft)) == ("business_rule", [problem])
+
+
+def test_the_same_pair_in_the_users_order_is_extracted() -> None:
+    text = "Rent a car in Denver: pick it up on March 10 and drop it off on March 12."
+    reply = _checked("cars", text, {"pickup_city": "Denver", "pickup_date": "March 10",
+                                    "dropoff_date": "March 12"})  # fmt: skip
+    assert isinstance(reply, Extracted) and isinstance(reply.params, CarsRequest)
+    assert (reply.params.pickup_date, reply.params.dropoff_date) == (
+        date(2026, 3, 10), date(2026, 3, 12),
+    )  # fmt: skip

@@ -194,6 +194,26 @@ async def test_a_broken_rule_is_escalated_with_its_errors_not_asked__constructed
     assert reply.call is not None and reply.call.calls == 3
 
 
+async def test_a_tier_that_swaps_the_users_dates_into_order_does_not_book__constructed() -> None:
+    """Told "drop-off before pick-up", a candidate that swaps the two dates passed every check:
+    the car was booked with the drop-off date as pick-up. The text's cues put them back."""
+    text = "Rent a car in Denver: pick it up on March 12 and drop it off on March 10."
+    said = {"pickup_city": "Denver", "pickup_date": "March 12", "dropoff_date": "March 10"}
+    swapped = {**said, "pickup_date": "March 10", "dropoff_date": "March 12"}
+    engine = ScriptedEngine([swapped])  # every candidate "corrects" the order
+    task = ResolveTask(
+        trip_id="trip-r4", step="cars.resolve", domain="cars", text=text,
+        reference_date=REFERENCE, reason="business_rule", attempt=said,
+        errors=(Problem(code="dropoff_before_pickup", message="drop-off before pick-up",
+                        field="dropoff_date"),),
+    )  # fmt: skip
+    reply = await resolver(engine).resolve(task)
+    assert isinstance(reply, NeedsEscalation), reply
+    assert reply.reason == "business_rule"
+    assert [(p.code, p.field) for p in reply.errors] == [("dropoff_before_pickup", "dropoff_date")]
+    assert reply.call is not None and reply.call.calls == 3
+
+
 async def test_transient_engine_errors_are_retried_within_the_budget__constructed() -> None:
     flaky = EngineError("HTTP 503", transient=True)
     engine = ScriptedEngine([flaky, flaky, BOSTON_DENVER])

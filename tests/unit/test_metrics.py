@@ -33,8 +33,8 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
     [
         (subjects.task("flights", "extract"), "skiff.v1.task.flights.extract"),
         (subjects.result("hotels"), "skiff.v1.result.hotels"),
-        (subjects.trip_input("trip-0123456789abcdef0123"), "skiff.v1.trip.input.*"),
-        (subjects.trip_events("trip-0123456789abcdef0123"), "skiff.v1.trip.events.*"),
+        (subjects.trip_input("web", "trip-0123456789abcdef0123"), "skiff.v1.trip.input.*.*"),
+        (subjects.trip_events("cli", "trip-0123456789abcdef0123"), "skiff.v1.trip.events.*.*"),
         ("_INBOX.planner.Xyz.42", "_INBOX.>"),
         ("somebody.else", "other"),
     ],
@@ -45,10 +45,10 @@ def test_subject_labels_are_bounded(subject: str, label: str) -> None:
 
 def test_messages_are_counted_by_bounded_subject_and_status() -> None:
     metrics = Metrics()
-    metrics.message(subjects.trip_input("trip-a"), "acked")
-    metrics.message(subjects.trip_input("trip-b"), "acked")
-    metrics.message(subjects.trip_input("trip-b"), "poison")
-    trips = "skiff.v1.trip.input.*"
+    metrics.message(subjects.trip_input("web", "trip-a"), "acked")
+    metrics.message(subjects.trip_input("cli", "trip-b"), "acked")
+    metrics.message(subjects.trip_input("cli", "trip-b"), "poison")
+    trips = "skiff.v1.trip.input.*.*"
     assert value(metrics, "skiff_messages_total", subject=trips, status="acked") == 2
     assert value(metrics, "skiff_messages_total", subject=trips, status="poison") == 1
 

@@ -21,7 +21,7 @@ from skiff_contracts.registry import AnswerAccepted, model_id_for
 from skiff_contracts.saga import Outgoing
 from skiff_flywheel.call_records import params_digest
 from skiff_planner.service import Planner
-from tests.fakes.planner import MemoryBus
+from tests.fakes.planner import OWNER, MemoryBus
 from tests.unit.test_planner_service import PARAMS, POLICY, Trip, escalation
 
 SLM = ModelCall(tier="slm", engine="llamacpp", model="smol", version="v1", tokens_in=300,
@@ -36,9 +36,15 @@ CONTEXT = "a trip The trip's flight goes to Denver."
 def extracted(trip: Trip, task: ExtractTask | ResolveTask, params: object, **extra: object):  # type: ignore[no-untyped-def]
     assert task.domain is not None
     return Extracted(
-        trip_id=trip.trip_id, step=task.step, domain=task.domain, params=params,  # type: ignore[arg-type]
-        call=SLM, draft={"written": task.domain}, **extra,  # type: ignore[arg-type]
-    )  # fmt: skip
+        trip_id=trip.trip_id,
+        step=task.step,
+        command_id=task.message_id,
+        domain=task.domain,
+        params=params,  # type: ignore[arg-type]
+        call=SLM,
+        draft={"written": task.domain},
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 async def three_ways(trip: Trip) -> None:
@@ -54,7 +60,7 @@ async def three_ways(trip: Trip) -> None:
     )
     assert trip.record.state == "needs_input"  # the flight's origin is missing
     assert trip.sent(AnswerAccepted) == []  # nothing is accepted while the trip still asks
-    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."))
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."), OWNER)
     for task in trip.sent(ExtractTask)[3:]:  # flights (and hotels' SLM step) read again
         params = PARAMS[task.domain]
         await trip.planner.on_result(extracted(trip, task, params))
@@ -99,7 +105,7 @@ async def test_no_answer_is_accepted_when_the_trip_ends_before_holding() -> None
     await trip.submit()
     (flights,) = trip.sent(ExtractTask)
     await trip.planner.on_result(extracted(trip, flights, NO_ORIGIN))
-    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id))
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id), OWNER)
     assert trip.record.terminal
     assert trip.sent(AnswerAccepted) == []
 
@@ -112,12 +118,12 @@ class CrashingBus(MemoryBus):
         self.after = after
         self.crashed = False
 
-    async def publish(self, item: Outgoing) -> None:
+    async def publish(self, item: Outgoing, owner: str = "") -> None:
         crash = isinstance(item, AnswerAccepted) and not self.crashed
         if crash and not self.after:
             self.crashed = True
             raise ConnectionError("the planner died before publishing")
-        await super().publish(item)
+        await super().publish(item, owner)
         if crash:
             self.crashed = True
             raise ConnectionError("the planner died before clearing its outbox")

@@ -45,7 +45,14 @@ from skiff_inference.static_embeddings import StaticEmbedder
 from skiff_planner.routers import RouterVersions, version_loader
 from skiff_planner.routing import RegistrySnapshot
 from skiff_planner.service import Planner
-from tests.fakes.planner import FixedRouter, MemoryBus, MemoryRegistry, MemorySagaStore, card
+from tests.fakes.planner import (
+    OWNER,
+    FixedRouter,
+    MemoryBus,
+    MemoryRegistry,
+    MemorySagaStore,
+    card,
+)
 from tests.fakes.registry import MemoryRegistry as RegistryService
 from tests.unit.test_llm_resolver_scripted import ScriptedEngine
 
@@ -98,7 +105,7 @@ def planner(route: Route, escalation: Escalation | None = None, **registry: Any)
 
 async def submit(p: Planner, text: str = "a trip") -> str:
     request = TripRequest(text=text, reference_date=date(2026, 3, 1), client_request_id="c1")
-    return (await p.submit(request)).trip_id
+    return (await p.submit(request, OWNER)).trip_id
 
 
 def sent(p: Planner, kind: type) -> list[Any]:
@@ -154,7 +161,7 @@ async def test_a_route_nobody_decides_asks_what_to_book_then_routes_the_answer()
     assert sent(p, ExtractTask) == []
     # The user answers; the planner routes the request and the answer again.
     p.versions = RouterVersions(FixedRouter(Route(("hotels",))), version_loader(None))
-    await p.on_user(TripAnswer(trip_id=trip_id, text="a hotel in Oslo for 2 nights"))
+    await p.on_user(TripAnswer(trip_id=trip_id, text="a hotel in Oslo for 2 nights"), OWNER)
     assert [t.domain for t in sent(p, ExtractTask)] == ["hotels"]
     record = p.store.records[trip_id][0]  # type: ignore[attr-defined]
     assert record.domains == ("hotels",) and record.answers == ("a hotel in Oslo for 2 nights",)
@@ -319,8 +326,14 @@ async def extract(p: Planner, trip_id: str, drafts: dict[str, dict[str, Any]]) -
     params = {"flights": FLIGHT, "hotels": HOTEL}
     for task in sent(p, ExtractTask):
         domain = task.domain
-        reply = Extracted(trip_id=trip_id, step=task.step, domain=domain, params=params[domain],
-                          draft=drafts[domain])  # fmt: skip
+        reply = Extracted(
+            trip_id=trip_id,
+            step=task.step,
+            command_id=task.message_id,
+            domain=domain,
+            params=params[domain],
+            draft=drafts[domain],
+        )
         await p.on_result(reply)
 
 

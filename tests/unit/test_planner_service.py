@@ -13,7 +13,13 @@ from skiff_contracts.domains import (
     HotelsRequest,
     InsuranceRequest,
 )
-from skiff_contracts.events import StepChanged, TripFinished, TripNeedsInput, TripPlanned
+from skiff_contracts.events import (
+    EventBase,
+    StepChanged,
+    TripFinished,
+    TripNeedsInput,
+    TripPlanned,
+)
 from skiff_contracts.inventory import InsuranceOffer
 from skiff_contracts.messages import (
     Cancelled,
@@ -29,6 +35,8 @@ from skiff_contracts.messages import (
     ModelCall,
     NeedsEscalation,
     ResolveTask,
+    SubmitConflict,
+    TripAccepted,
     TripAnswer,
     TripCancel,
     TripRequest,
@@ -39,7 +47,15 @@ from skiff_extraction.router import Route
 from skiff_planner.routing import assign
 from skiff_planner.service import Planner
 from skiff_planner.transitions import EscalationRule, Policy
-from tests.fakes.planner import FixedRouter, MemoryBus, MemoryRegistry, MemorySagaStore, card
+from skiff_runtime.metrics import Metrics
+from tests.fakes.planner import (
+    OWNER,
+    FixedRouter,
+    MemoryBus,
+    MemoryRegistry,
+    MemorySagaStore,
+    card,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(
@@ -91,7 +107,7 @@ class Trip:
         request = TripRequest(
             text="a trip", reference_date=date(2026, 3, 1), client_request_id=client_request_id
         )
-        self.trip_id = (await self.planner.submit(request)).trip_id
+        self.trip_id = (await self.planner.submit(request, OWNER)).trip_id
 
     @property
     def record(self):  # type: ignore[no-untyped-def]
@@ -107,7 +123,13 @@ class Trip:
         for task in self.sent(ExtractTask):
             params = overrides.get(task.domain, self.params[task.domain])
             await self.planner.on_result(
-                Extracted(trip_id=self.trip_id, step=task.step, domain=task.domain, params=params)
+                Extracted(
+                    trip_id=self.trip_id,
+                    step=task.step,
+                    command_id=task.message_id,
+                    domain=task.domain,
+                    params=params,
+                )
             )
 
     async def hold(self, task: HoldTask, *, expires_in: float = 900) -> None:
@@ -119,25 +141,39 @@ class Trip:
         )  # fmt: skip
         await self.planner.on_result(
             Held(
-                trip_id=self.trip_id, step=task.step, domain=task.domain, offer=offer,
-                hold_id=f"hold-{task.hold_key}", hold_key=task.hold_key,
+                trip_id=self.trip_id,
+                step=task.step,
+                command_id=task.message_id,
+                domain=task.domain,
+                offer=offer,
+                hold_id=f"hold-{task.hold_key}",
+                hold_key=task.hold_key,
                 expires_at=self.clock.now + timedelta(seconds=expires_in),
             )
-        )  # fmt: skip
+        )
 
     async def confirm(self, task: ConfirmTask) -> None:
         await self.planner.on_result(
             Confirmed(
-                trip_id=self.trip_id, step=task.step, domain=task.domain, hold_id=task.hold_id,
-                confirmation_code=f"SK-{task.domain}", total_price=PRICES[task.domain],
+                trip_id=self.trip_id,
+                step=task.step,
+                command_id=task.message_id,
+                domain=task.domain,
+                hold_id=task.hold_id,
+                confirmation_code=f"SK-{task.domain}",
+                total_price=PRICES[task.domain],
                 currency="USD",
             )
-        )  # fmt: skip
+        )
 
     async def cancel(self, task: CancelTask) -> None:
         await self.planner.on_result(
             Cancelled(
-                trip_id=self.trip_id, step=task.step, domain=task.domain, hold_key=task.hold_key
+                trip_id=self.trip_id,
+                step=task.step,
+                command_id=task.message_id,
+                domain=task.domain,
+                hold_key=task.hold_key,
             )
         )
 
@@ -146,6 +182,7 @@ class Trip:
             Failed(
                 trip_id=self.trip_id,
                 step=task.step,
+                command_id=task.message_id,
                 domain=task.domain,
                 reason=reason,
                 retryable=retryable,
@@ -259,7 +296,7 @@ async def test_a_missing_value_becomes_a_question_and_the_answer_resumes_the_tri
     asked = trip.last(TripNeedsInput)
     assert trip.record.state == "needs_input"
     assert "where you fly from" in asked.question
-    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."))
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."), OWNER)
     again = trip.last(ExtractTask)
     assert again.text == "a trip From Boston." and trip.record.state == "extracting"
     await trip.extract_all()
@@ -275,16 +312,28 @@ async def test_only_the_domain_the_answer_settled_counts_as_handled_by_the_user(
     partial = FlightsRequest(destination="Denver", departure_date=date(2026, 3, 12))
     for task, params in ((flights, partial), (hotels, PARAMS["hotels"])):
         await trip.planner.on_result(
-            Extracted(trip_id=trip.trip_id, step=task.step, domain=task.domain, params=params,
-                      call=call)
-        )  # fmt: skip
+            Extracted(
+                trip_id=trip.trip_id,
+                step=task.step,
+                command_id=task.message_id,
+                domain=task.domain,
+                params=params,
+                call=call,
+            )
+        )
     assert trip.record.state == "needs_input"
-    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."))
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."), OWNER)
     (again,) = trip.sent(ExtractTask)[2:]  # only the flight is asked again
     await trip.planner.on_result(
-        Extracted(trip_id=trip.trip_id, step=again.step, domain="flights",
-                  params=PARAMS["flights"], call=call)
-    )  # fmt: skip
+        Extracted(
+            trip_id=trip.trip_id,
+            step=again.step,
+            command_id=again.message_id,
+            domain="flights",
+            params=PARAMS["flights"],
+            call=call,
+        )
+    )
     for task in trip.sent(HoldTask):
         await trip.hold(task)
     for task in trip.sent(ConfirmTask):
@@ -307,12 +356,23 @@ async def test_an_unanswered_question_expires_the_trip() -> None:
 
 def escalation(trip: Trip, task: ExtractTask, reason: str = "ungrounded") -> NeedsEscalation:
     return NeedsEscalation(
-        trip_id=trip.trip_id, step=task.step, domain=task.domain, reason=reason,  # type: ignore[arg-type]
+        trip_id=trip.trip_id,
+        step=task.step,
+        command_id=task.message_id,
+        domain=task.domain,
+        reason=reason,  # type: ignore[arg-type]
         attempt={"origin": "Atlantis"},
         errors=(Problem(code="unknown_city", message="no city called Atlantis"),),
-        call=ModelCall(tier="slm", engine="llamacpp", model="smol", version="1", tokens_in=300,
-                       tokens_out=40, cost_usd=0.00001),
-    )  # fmt: skip
+        call=ModelCall(
+            tier="slm",
+            engine="llamacpp",
+            model="smol",
+            version="1",
+            tokens_in=300,
+            tokens_out=40,
+            cost_usd=0.00001,
+        ),
+    )
 
 
 async def test_an_slm_failure_goes_to_the_llm_tier_with_the_attempt_and_the_trips_knowledge() -> (
@@ -322,9 +382,14 @@ async def test_an_slm_failure_goes_to_the_llm_tier_with_the_attempt_and_the_trip
     await trip.submit()
     flights, hotels = trip.sent(ExtractTask)
     await trip.planner.on_result(
-        Extracted(trip_id=trip.trip_id, step=flights.step, domain="flights",
-                  params=PARAMS["flights"])
-    )  # fmt: skip
+        Extracted(
+            trip_id=trip.trip_id,
+            step=flights.step,
+            command_id=flights.message_id,
+            domain="flights",
+            params=PARAMS["flights"],
+        )
+    )
     await trip.planner.on_result(escalation(trip, hotels))
     (resolve,) = trip.sent(ResolveTask)
     assert (resolve.domain, resolve.reason) == ("hotels", "ungrounded")
@@ -336,9 +401,15 @@ async def test_an_slm_failure_goes_to_the_llm_tier_with_the_attempt_and_the_trip
     llm_call = ModelCall(tier="llm", engine="openai", model="big", version="1", tokens_in=900,
                          tokens_out=60, cost_usd=0.0004, calls=2)  # fmt: skip
     await trip.planner.on_result(
-        Extracted(trip_id=trip.trip_id, step=resolve.step, domain="hotels",
-                  params=PARAMS["hotels"], call=llm_call)
-    )  # fmt: skip
+        Extracted(
+            trip_id=trip.trip_id,
+            step=resolve.step,
+            command_id=resolve.message_id,
+            domain="hotels",
+            params=PARAMS["hotels"],
+            call=llm_call,
+        )
+    )
     assert trip.record.state == "holding"
     for task in trip.sent(HoldTask):
         await trip.hold(task)
@@ -362,12 +433,17 @@ async def test_when_the_llm_tier_asks_the_user_gets_its_question() -> None:
     await trip.planner.on_result(escalation(trip, task, "ambiguous"))
     resolve = trip.last(ResolveTask)
     await trip.planner.on_result(
-        Clarify(trip_id=trip.trip_id, step=resolve.step, domain="hotels",
-                question="Which Springfield do you mean: Springfield, IL or Springfield, MO?")
-    )  # fmt: skip
+        Clarify(
+            trip_id=trip.trip_id,
+            step=resolve.step,
+            command_id=resolve.message_id,
+            domain="hotels",
+            question="Which Springfield do you mean: Springfield, IL or Springfield, MO?",
+        )
+    )
     assert trip.record.state == "needs_input"
     assert "Which Springfield" in trip.last(TripNeedsInput).question
-    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="Springfield, IL"))
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="Springfield, IL"), OWNER)
     assert trip.last(ExtractTask).text.endswith("Springfield, IL")
 
 
@@ -411,7 +487,7 @@ async def test_the_user_can_cancel_before_the_pivot_and_holds_are_released() -> 
     await trip.extract_all()
     flights, hotels = trip.sent(HoldTask)
     await trip.hold(flights)  # the hotel hold is still in flight
-    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id))
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id), OWNER)
     keys = []
     while trip.record.state == "compensating":
         cancel = trip.last(CancelTask)
@@ -427,7 +503,7 @@ async def test_a_cancellation_after_the_pivot_is_refused() -> None:
     trip = Trip("hotels")
     await book_until_confirming(trip)
     assert trip.record.state == "confirming"
-    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id))
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id), OWNER)
     assert trip.record.state == "confirming"
 
 
@@ -486,13 +562,122 @@ async def test_duplicate_late_and_stray_replies_change_nothing() -> None:
     await trip.submit()
     task = trip.sent(ExtractTask)[0]
     reply = Extracted(
-        trip_id=trip.trip_id, step=task.step, domain="flights", params=PARAMS["flights"]
+        trip_id=trip.trip_id,
+        step=task.step,
+        command_id=task.message_id,
+        domain="flights",
+        params=PARAMS["flights"],
     )
     await trip.planner.on_result(reply)
     count = len(trip.bus.published)
     await trip.planner.on_result(reply)
     await trip.planner.on_result(reply.model_copy(update={"step": "flights.confirm"}))
     assert len(trip.bus.published) == count
+
+
+async def test_a_part_no_tier_answers_ends_the_trip_with_a_typed_reason_not_a_question() -> None:
+    """The hotels worker is gone: its extraction times out and goes to the LLM tier, which is
+    silent too. The trip ends `unavailable`, naming the part; the flight is not booked."""
+    trip = Trip("flights", "hotels")
+    await trip.submit()
+    flights, hotels = trip.sent(ExtractTask)
+    await trip.planner.on_result(
+        Extracted(trip_id=trip.trip_id, step=flights.step, command_id=flights.message_id,
+                  domain="flights", params=PARAMS["flights"])
+    )  # fmt: skip
+    trip.clock.now += POLICY.extract_timeout + timedelta(seconds=1)
+    await trip.planner.sweep()
+    resolve = trip.last(ResolveTask)
+    assert (resolve.domain, resolve.reason) == ("hotels", "timeout")
+    trip.clock.now += POLICY.resolve_timeout + timedelta(seconds=1)
+    await trip.planner.sweep()
+    finished = trip.finished()
+    assert finished.state == "failed" and finished.reason is not None
+    assert finished.reason.startswith("unavailable: hotels")
+    assert [(e.code, e.field) for e in finished.errors] == [("unavailable", "hotels")]
+    assert not trip.sent(TripNeedsInput) and not trip.sent(HoldTask)
+    assert hotels.step in trip.record.steps
+
+
+def refused(trip: Trip, kind: str) -> float:
+    return (
+        trip.planner.metrics.registry.get_sample_value("skiff_refused_total", {"kind": kind}) or 0.0
+    )
+
+
+async def test_a_forged_reply_for_a_waiting_step_is_dropped_and_counted() -> None:
+    trip = Trip("flights")
+    trip.planner.metrics = Metrics()
+    await trip.submit()
+    task = trip.sent(ExtractTask)[0]
+    assert trip.record.steps[task.step].command_id == task.message_id
+    forged = Extracted(
+        trip_id=trip.trip_id, step=task.step, domain="flights", params=PARAMS["flights"],
+        command_id=f"{task.message_id}-forged",
+    )  # fmt: skip
+    unnamed = forged.model_copy(update={"command_id": None})
+    count = len(trip.bus.published)
+    await trip.planner.on_result(forged)
+    await trip.planner.on_result(unnamed)
+    assert trip.record.steps[task.step].status == "dispatched"  # still waiting for its own
+    assert len(trip.bus.published) == count
+    assert refused(trip, "foreign_reply") == 2
+    await trip.planner.on_result(forged.model_copy(update={"command_id": task.message_id}))
+    assert trip.record.steps[task.step].status == "succeeded"
+
+
+async def test_a_reply_to_an_earlier_attempt_is_dropped() -> None:
+    trip = Trip("cars")
+    await trip.submit()
+    await trip.extract_all()
+    (first,) = trip.sent(HoldTask)
+    trip.clock.now += timedelta(seconds=11)
+    await trip.planner.sweep()  # no reply in time: the hold is sent again, as attempt 2
+    second = trip.last(HoldTask)
+    assert second.message_id != first.message_id and second.hold_key == first.hold_key
+    await trip.hold(first)  # the first attempt's reply, late
+    assert trip.record.steps[first.step].status == "dispatched"
+    await trip.hold(second)
+    assert trip.record.state == "confirming"
+
+
+async def test_a_request_id_reused_with_another_text_or_by_another_owner_is_a_conflict() -> None:
+    trip = Trip("flights")
+    await trip.submit()
+    request = trip.record.request
+    again = await trip.planner.submit(request, OWNER)
+    assert isinstance(again, TripAccepted) and again.duplicate
+    other_text = request.model_copy(update={"text": "a different trip"})
+    conflict = await trip.planner.submit(other_text, OWNER)
+    assert isinstance(conflict, SubmitConflict) and conflict.trip_id == trip.trip_id
+    taken = await trip.planner.submit(request, "mobile")
+    assert isinstance(taken, SubmitConflict)
+    assert trip.record.request.text == "a trip" and trip.record.owner == OWNER
+    assert len(trip.store.records) == 1 and len(trip.sent(ExtractTask)) == 1
+
+
+async def test_another_owner_can_neither_cancel_answer_nor_read_the_trip() -> None:
+    trip = Trip("flights", "hotels")
+    trip.planner.metrics = Metrics()
+    await trip.submit()
+    before = trip.record
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id), "mobile")
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="To Oslo."), "mobile")
+    assert trip.record == before
+    assert refused(trip, "foreign_input") == 2
+    assert await trip.planner.status(trip.trip_id, "mobile") is None
+    assert await trip.planner.status(trip.trip_id, OWNER) == before
+    await trip.planner.on_user(TripCancel(trip_id=trip.trip_id), OWNER)
+    assert trip.record.state in ("cancelled", "compensating")
+
+
+async def test_a_trip_s_events_go_out_under_its_owner() -> None:
+    trip = Trip("flights")
+    await trip.submit()
+    await trip.extract_all()
+    events = [o for i, o in zip(trip.bus.published, trip.bus.owners, strict=True)
+              if isinstance(i, EventBase)]  # fmt: skip
+    assert events and set(events) == {OWNER}
 
 
 async def test_a_crash_before_publishing_leaves_an_outbox_the_sweeper_sends() -> None:
@@ -541,9 +726,14 @@ async def test_extraction_goes_to_the_champion_and_a_shadow_gets_a_mirror_never_
     assert (mirror.model_id, mirror.shadow) == (shadow.model_id, True)
     assert mirror.step != real.step
     await trip.planner.on_result(
-        Extracted(trip_id=trip.trip_id, step=mirror.step, domain="hotels",
-                  params=HotelsRequest(location="Paris", check_in_date=date(2026, 3, 4)))
-    )  # fmt: skip
+        Extracted(
+            trip_id=trip.trip_id,
+            step=mirror.step,
+            command_id=mirror.message_id,
+            domain="hotels",
+            params=HotelsRequest(location="Paris", check_in_date=date(2026, 3, 4)),
+        )
+    )
     assert trip.record.state == "extracting"  # the shadow's answer changed nothing
     await trip.extract_all()
     (hold,) = trip.sent(HoldTask)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from skiff_travel.dates import DateParseError, TimeParseError, resolve_date, resolve_time
+from skiff_travel.dates import (
+    DateParseError,
+    ImpossibleDateError,
+    TimeParseError,
+    resolve_date,
+    resolve_time,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sgd_slots.jsonl"
 REF = date(2019, 3, 1)  # SGD's "today": a Friday
@@ -154,6 +160,32 @@ def test_unreadable_dates_raise(text: str) -> None:
 def test_date_parse_error_is_a_value_error() -> None:
     assert issubclass(DateParseError, ValueError)
     assert issubclass(TimeParseError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["February 30", "Feb 30th", "31 April", "April 31st 2019", "June 31", "2019-02-29",
+     "2/30", "30.02.2019", "the 31st of next month", "the 45th"],
+)  # fmt: skip
+def test_a_date_the_calendar_does_not_have_is_impossible_not_unreadable(text: str) -> None:
+    with pytest.raises(ImpossibleDateError):
+        resolve_date(text, REF)  # REF is 2019-03-01: next month is April, which has no 31st
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["today", "tomorrow", "yesterday", "the day after tomorrow", "in 999 weeks", "next Monday",
+     "this Sunday", "Monday next week", "the Friday after next", "Sunday", "the 14th",
+     "the 14th of next month", "March 14th", "Feb 29", "3/14"],
+)  # fmt: skip
+@pytest.mark.parametrize("reference", [date.min, date.max, date(9999, 12, 25)])
+def test_a_reference_at_the_calendars_edge_never_overflows(text: str, reference: date) -> None:
+    """A far reference once raised OverflowError (and ValueError) out of every worker."""
+    try:
+        found = resolve_date(text, reference)
+    except ImpossibleDateError:
+        return
+    assert date.min <= found <= date.max
 
 
 @pytest.mark.parametrize(

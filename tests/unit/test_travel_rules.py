@@ -16,7 +16,8 @@ from skiff_contracts.domains import (
     InsuranceDraft,
     InsuranceRequest,
 )
-from skiff_travel.rules import Rejection, ground_draft, reason_for
+from skiff_contracts.problems import Problem
+from skiff_travel.rules import Rejection, ground_draft, reason_for, with_problems
 
 REF = date(2019, 3, 1)
 
@@ -189,6 +190,44 @@ def test_reason_for_codes() -> None:
     assert reason_for("unknown_city") == "ungrounded"
     assert reason_for("ambiguous_city") == "ambiguous"
     assert reason_for("nights_mismatch") == "business_rule"
+
+
+@pytest.mark.parametrize("text", ["February 30", "31 April", "2019-06-31"])
+def test_an_impossible_date_is_a_business_rule_not_an_unreadable_one(text: str) -> None:
+    result = _rejected(ground_draft(FlightsDraft(departure_date=text), REF))
+    assert result.reason == "business_rule"
+    assert [(p.code, p.field) for p in result.problems] == [("impossible_date", "departure_date")]
+
+
+@pytest.mark.parametrize("reference", [date.max, date(9999, 12, 20), date.min])
+def test_date_arithmetic_on_a_far_reference_is_a_problem_not_an_exception(
+    reference: date,
+) -> None:
+    """A reference of 9999-12-31 once overflowed `reference + 365 days` in every worker."""
+    drafts: list[FlightsDraft | HotelsDraft | CarsDraft | InsuranceDraft] = [
+        FlightsDraft(departure_date="tomorrow", return_date="in 2 weeks"),
+        HotelsDraft(check_in_date="the 14th", check_out_date="the 20th"),
+        CarsDraft(pickup_date="next Monday", dropoff_date="Sunday"),
+        InsuranceDraft(trip_start="today", trip_end="a fortnight"),
+        InsuranceDraft(trip_start="yesterday", trip_end="tomorrow"),
+    ]
+    for draft in drafts:
+        result = ground_draft(draft, reference)  # raised OverflowError or ValueError
+        if isinstance(result, Rejection):
+            assert result.reason == "business_rule"
+            assert set(_codes(result)) <= {"impossible_date", "past_date", "date_too_far"}
+    today = _rejected(ground_draft(FlightsDraft(departure_date="tomorrow"), date.max))
+    assert [(p.code, p.field) for p in today.problems] == [("impossible_date", "departure_date")]
+
+
+def test_problems_from_outside_the_draft_turn_a_request_into_a_rejection() -> None:
+    stated = Problem(code="party_size", message="from the text", field="guests")
+    result = _rejected(with_problems(ground_draft(HotelsDraft(location="Denver"), REF), [stated]))
+    assert (result.reason, result.problems) == ("business_rule", (stated,))
+    # Reported once when the draft's own value broke the same rule; the reason by precedence.
+    both = with_problems(ground_draft(HotelsDraft(guests=0, location="Atlantis"), REF), [stated])
+    assert _codes(both) == ["unknown_city", "party_size"]
+    assert _rejected(both).reason == "ungrounded"
 
 
 # --- hotels -----------------------------------------------------------------------------------

@@ -31,3 +31,12 @@ class Envelope(Frozen):
     trip_id: str
     step: str = Field(description="the saga step this message belongs to, e.g. 'flights.extract'")
     occurred_at: datetime = Field(default_factory=utc_now)
+
+
+class ReplyEnvelope(Envelope):
+    """A worker's reply: it names the command it answers, and the planner takes a reply only
+    for the command it sent last for that step (`command_id` is that command's `message_id`)."""
+
+    command_id: str | None = Field(
+        default=None, description="the message_id of the command this replies to"
+    )

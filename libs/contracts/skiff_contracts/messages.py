@@ -8,18 +8,27 @@ Within v1 only optional fields are added.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, Field, TypeAdapter, model_validator
+from pydantic_core import PydanticCustomError
 
-from skiff_contracts.base import Envelope, Frozen, new_message_id
+from skiff_contracts.base import Envelope, Frozen, ReplyEnvelope, new_message_id
 from skiff_contracts.domains import Domain, DomainRequest, UnsupportedWork
 from skiff_contracts.inventory import Offer
 from skiff_contracts.problems import EscalationReason, Problem
 
 MAX_REQUEST_CHARS = 2000
 """Longest accepted request text. Longer texts are refused with `SubmitRejected`."""
+EARLIEST_REFERENCE_DATE = date(2000, 1, 1)
+LATEST_REFERENCE_DATE = date(2099, 12, 31)
+"""The "today" a submission or a worker command may carry, inclusive; another is refused
+(`SubmitRejected`, or `Failed` from a worker). A fixed calendar window rather than one around
+the clock: evaluation replays data sets with their own today (SGD's is 2019-03-01) and the
+throughput bench dates trips a year apart from 2026. Every date a worker derives from a
+reference in it stays far inside the calendar (9999-12-31 overflowed date arithmetic)."""
 
 Tier = Literal["slm", "llm", "user"]
 
@@ -35,6 +44,30 @@ def default_reference_date() -> date:
     return date.today()
 
 
+def _says_something(text: str) -> str:
+    """Refuse a text of only whitespace (or invisible format characters): no request at all."""
+    if all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+        raise PydanticCustomError("blank_text", "the text is blank: it says nothing")
+    return text
+
+
+def _in_reference_window(value: date) -> date:
+    if not EARLIEST_REFERENCE_DATE <= value <= LATEST_REFERENCE_DATE:
+        raise PydanticCustomError(
+            "reference_date_range",
+            "reference_date must be from {earliest} to {latest}",
+            {"earliest": EARLIEST_REFERENCE_DATE.isoformat(),
+             "latest": LATEST_REFERENCE_DATE.isoformat()},
+        )  # fmt: skip
+    return value
+
+
+RequestText = Annotated[
+    str, Field(min_length=1, max_length=MAX_REQUEST_CHARS), AfterValidator(_says_something)
+]
+ReferenceDate = Annotated[date, AfterValidator(_in_reference_window)]
+
+
 # --- trip submission -------------------------------------------------------------------------
 
 
@@ -42,8 +75,8 @@ class TripRequest(Frozen):
     """A user's travel request in their own words."""
 
     kind: Literal["trip_request"] = "trip_request"
-    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
-    reference_date: date = Field(default_factory=default_reference_date)
+    text: RequestText
+    reference_date: ReferenceDate = Field(default_factory=default_reference_date)
     client_request_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
         default_factory=new_message_id
     )
@@ -54,7 +87,8 @@ class TripRequest(Frozen):
 
 
 class TripAccepted(Frozen):
-    """Reply to a submission: the trip exists and its events follow on `trip.events.<trip_id>`."""
+    """Reply to a submission: the trip exists and its events follow on
+    `trip.events.<owner>.<trip_id>`."""
 
     kind: Literal["trip_accepted"] = "trip_accepted"
     trip_id: str
@@ -68,8 +102,22 @@ class SubmitRejected(Frozen):
     errors: tuple[Problem, ...]
 
 
-SubmitReply = Annotated[TripAccepted | SubmitRejected, Field(discriminator="kind")]
-SUBMIT_REPLY: TypeAdapter[TripAccepted | SubmitRejected] = TypeAdapter(SubmitReply)
+SUBMIT_UNAVAILABLE = "unavailable"
+"""The code of a `SubmitRejected` problem that a retry can cure (the planner could not store the
+trip now, e.g. while JetStream elects a stream leader): send the same request again."""
+
+
+class SubmitConflict(Frozen):
+    """Reply to a submission whose `client_request_id` already names a different trip: another
+    text, or another owner's. Nothing is created; send a new id for a new trip."""
+
+    kind: Literal["submit_conflict"] = "submit_conflict"
+    trip_id: str
+    message: str
+
+
+SubmitReply = Annotated[TripAccepted | SubmitRejected | SubmitConflict, Field(discriminator="kind")]
+SUBMIT_REPLY: TypeAdapter[TripAccepted | SubmitRejected | SubmitConflict] = TypeAdapter(SubmitReply)
 
 
 # --- commands to workers ---------------------------------------------------------------------
@@ -93,9 +141,9 @@ class ExtractTask(Envelope):
 
     kind: Literal["extract"] = "extract"
     domain: Domain
-    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    text: RequestText
     text_parts: TextParts = ()
-    reference_date: date
+    reference_date: ReferenceDate
     model_id: str | None = Field(default=None, description="the model version routed to")
     shadow: bool = Field(default=False, description="a mirrored copy whose answer is not used")
     _parts = model_validator(mode="after")(_text_is_its_parts)
@@ -138,9 +186,9 @@ class ResolveTask(Envelope):
 
     kind: Literal["resolve"] = "resolve"
     domain: Domain | None
-    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    text: RequestText
     text_parts: TextParts = ()
-    reference_date: date
+    reference_date: ReferenceDate
     reason: EscalationReason
     attempt: dict[str, Any] | None = None
     errors: tuple[Problem, ...] = ()
@@ -154,7 +202,7 @@ class RouteQuery(Frozen):
     router was unsure (reason `ambiguous`). `slm` is what the router found, as a hint."""
 
     trip_id: str
-    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    text: RequestText
     slm: tuple[str, ...] = Field(default=(), description="the labels the router was sure of")
     unsure: tuple[str, ...] = Field(default=(), description="labels in its uncertainty band")
     attempt: int = Field(default=0, ge=0, description="0 for the request, n after n answers")
@@ -199,7 +247,7 @@ class ModelCall(Frozen):
     calls: int = Field(default=1, description="model calls behind this answer (candidates tried)")
 
 
-class Extracted(Envelope):
+class Extracted(ReplyEnvelope):
     """The domain request, grounded and validated."""
 
     kind: Literal["extracted"] = "extracted"
@@ -222,7 +270,7 @@ class Extracted(Envelope):
     )
 
 
-class NeedsEscalation(Envelope):
+class NeedsEscalation(ReplyEnvelope):
     """The worker could not produce a request it trusts; the reason says why."""
 
     kind: Literal["needs_escalation"] = "needs_escalation"
@@ -235,7 +283,7 @@ class NeedsEscalation(Envelope):
     call: ModelCall | None = None
 
 
-class Held(Envelope):
+class Held(ReplyEnvelope):
     """An offer is held for this trip until `expires_at`."""
 
     kind: Literal["held"] = "held"
@@ -246,7 +294,7 @@ class Held(Envelope):
     expires_at: datetime
 
 
-class Confirmed(Envelope):
+class Confirmed(ReplyEnvelope):
     """The hold is booked."""
 
     kind: Literal["confirmed"] = "confirmed"
@@ -257,7 +305,7 @@ class Confirmed(Envelope):
     currency: str
 
 
-class Cancelled(Envelope):
+class Cancelled(ReplyEnvelope):
     """The hold placed with `hold_key` is released (or never will be placed)."""
 
     kind: Literal["cancelled"] = "cancelled"
@@ -266,7 +314,7 @@ class Cancelled(Envelope):
     already: bool = False
 
 
-class Clarify(Envelope):
+class Clarify(ReplyEnvelope):
     """The LLM tier cannot decide either: it asks the user this question."""
 
     kind: Literal["clarify"] = "clarify"
@@ -276,7 +324,7 @@ class Clarify(Envelope):
     call: ModelCall | None = None
 
 
-class Declined(Envelope):
+class Declined(ReplyEnvelope):
     """The LLM tier recorded work no micro-SLM covers (`no_model`) and will not book it."""
 
     kind: Literal["declined"] = "declined"
@@ -286,7 +334,7 @@ class Declined(Envelope):
     call: ModelCall | None = None
 
 
-class Failed(Envelope):
+class Failed(ReplyEnvelope):
     """The command itself was unusable (malformed, wrong domain) or failed for good."""
 
     kind: Literal["failed"] = "failed"
@@ -303,20 +351,25 @@ WorkerResult = Annotated[WorkerReply, Field(discriminator="kind")]
 WORKER_RESULT: TypeAdapter[WorkerReply] = TypeAdapter(WorkerResult)
 
 
+def replying_to(reply: WorkerReply, command_id: str) -> WorkerReply:
+    """The reply, naming the command it answers."""
+    return reply.model_copy(update={"command_id": command_id})
+
+
 # --- the user, during a trip -------------------------------------------------------------------
 
 
 class TripAnswer(Frozen):
-    """The user's answer to a trip's question (`trip.input.<trip_id>`)."""
+    """The user's answer to a trip's question (`trip.input.<owner>.<trip_id>`)."""
 
     kind: Literal["trip_answer"] = "trip_answer"
     trip_id: str
-    text: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CHARS)]
+    text: RequestText
     answer_id: str = Field(default_factory=new_message_id)
 
 
 class TripCancel(Frozen):
-    """The user calls the trip off (`trip.cancel.<trip_id>`); honoured until the pivot."""
+    """The user calls the trip off (`trip.input.<owner>.<trip_id>`); honoured until the pivot."""
 
     kind: Literal["trip_cancel"] = "trip_cancel"
     trip_id: str

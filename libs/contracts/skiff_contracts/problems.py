@@ -10,7 +10,8 @@ from skiff_contracts.base import Frozen
 
 EscalationReason = Literal[
     "schema_invalid",  # the model's reply is not valid JSON or fails the draft schema
-    "business_rule",  # valid but impossible: past dates, return before departure, party size
+    "business_rule",  # valid but impossible: past or impossible dates, dates out of order,
+    # a party size out of range (whether the draft or the text states it)
     "low_confidence",  # the model's own log-probabilities say it is guessing
     "ambiguous",  # several catalog matches (two Springfields) or several readings
     "ungrounded",  # a place the catalog does not know

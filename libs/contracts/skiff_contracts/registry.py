@@ -82,7 +82,7 @@ class Calibration(Frozen):
     kept_accuracy: float | None = None
     records: int
     data: str = Field(description="the labelled data it was chosen on")
-    who: str
+    who: str = Field(default="", description="set by the registry: the caller's identity")
     at: datetime = Field(default_factory=utc_now)
 
 
@@ -135,7 +135,10 @@ class AliasMove(Frozen):
     alias: AliasName
     from_model: str | None
     to_model: str | None
-    who: str
+    who: str = Field(
+        description="the identity that made the move (authenticated), or the "
+        "registry's own automation"
+    )
     why: str
     at: datetime = Field(default_factory=utc_now)
     action: MoveAction | None = Field(default=None, description="what made the move")
@@ -316,7 +319,7 @@ class Promote(Frozen):
     kind: Literal["promote"] = "promote"
     model_id: str
     to: Literal["shadow", "canary", "champion"]
-    who: str
+    who: str = Field(default="", description="set by the registry: the caller's identity")
     why: str
     canary_share: float | None = Field(default=None, ge=0, le=1)
 
@@ -324,14 +327,14 @@ class Promote(Frozen):
 class Rollback(Frozen):
     kind: Literal["rollback"] = "rollback"
     task: str
-    who: str
+    who: str = Field(default="", description="set by the registry: the caller's identity")
     why: str
 
 
 class Retire(Frozen):
     kind: Literal["retire"] = "retire"
     model_id: str
-    who: str
+    who: str = Field(default="", description="set by the registry: the caller's identity")
     why: str
 
 
@@ -449,7 +452,13 @@ class Ack(Frozen):
 class Refused(Frozen):
     kind: Literal["refused"] = "refused"
     code: Literal[
-        "incompatible_schema", "not_found", "invalid", "conflict", "retired", "unavailable"
+        "incompatible_schema",
+        "not_found",
+        "invalid",
+        "conflict",
+        "retired",
+        "unavailable",
+        "forbidden",
     ]
     message: str
     problems: tuple[Problem, ...] = ()
@@ -460,4 +469,9 @@ RegistryReply = Annotated[
     Field(discriminator="kind"),
 ]
 REGISTRY_REQUEST: TypeAdapter[Any] = TypeAdapter(RegistryRequest)
+REGISTRY_OPERATIONS: tuple[str, ...] = (
+    "register_model", "heartbeat", "promote", "rollback", "retire", "set_threshold", "get_model",
+    "list_models", "get_history", "list_schemas", "get_series",
+)  # fmt: skip
+"""Every request kind: the `<op>` of `registry.<op>.<caller>`."""
 REGISTRY_REPLY: TypeAdapter[Any] = TypeAdapter(RegistryReply)

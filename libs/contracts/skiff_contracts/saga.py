@@ -11,7 +11,7 @@ hold command went out, so a hold whose reply was lost is released all the same.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -68,6 +68,9 @@ class StepRecord(Frozen):
     retry_at: datetime | None = Field(default=None, description="when to send it again")
     hold_key: str | None = None
     model_id: str | None = Field(default=None, description="the model version routed to")
+    command_id: str | None = Field(
+        default=None, description="the message_id of the last command sent: the one reply taken"
+    )
     answers: int = Field(
         default=0, description="how many of the user's answers the last command's text held"
     )
@@ -79,6 +82,11 @@ class SagaRecord(Frozen):
 
     trip_id: str
     request: TripRequest
+    owner: str = Field(
+        default="",
+        description="the client identity that submitted the trip: the only one "
+        "that may follow, answer, cancel or read it",
+    )
     state: TripState = "received"
     domains: tuple[Domain, ...] = ()
     unsupported: tuple[str, ...] = Field(
@@ -113,3 +121,18 @@ class SagaRecord(Frozen):
 
     def step(self, domain: Domain, operation: Operation) -> StepRecord | None:
         return self.steps.get(step_name(domain, operation))
+
+
+class TripStatusQuery(Frozen):
+    """Ask the planner for one of your trips' record (`trip.status.<owner>`, request/reply)."""
+
+    kind: Literal["trip_status_query"] = "trip_status_query"
+    trip_id: str
+
+
+class TripStatus(Frozen):
+    """The record, or None when no trip of yours has that id (another owner's trip included)."""
+
+    kind: Literal["trip_status"] = "trip_status"
+    trip_id: str
+    record: SagaRecord | None = None

@@ -7,23 +7,46 @@ from skiff_contracts.inventory import InventoryOperation
 
 PREFIX = "skiff.v1"
 
-TRIP_SUBMIT = f"{PREFIX}.trip.submit"
-TRIP_EVENTS_ALL = f"{PREFIX}.trip.events.*"
+TRIP_SUBMIT_ALL = f"{PREFIX}.trip.submit.*"
+TRIP_STATUS_ALL = f"{PREFIX}.trip.status.*"
+TRIP_EVENTS_ALL = f"{PREFIX}.trip.events.*.*"
+TRIP_INPUT_ALL = f"{PREFIX}.trip.input.*.*"
 TASKS_ALL = f"{PREFIX}.task.>"
 RESULTS_ALL = f"{PREFIX}.result.*"
 
+# Trips are scoped to their owner: the client identity that submitted them. The owner is a
+# subject token, so a NATS permission can let a client publish and read its own trips' subjects
+# and no one else's (docs/security.md).
 
-TRIP_INPUT_ALL = f"{PREFIX}.trip.input.*"
+
+def trip_submit(owner: str) -> str:
+    """Where `owner` submits trips (request/reply, answered by the planner)."""
+    return f"{PREFIX}.trip.submit.{owner}"
 
 
-def trip_input(trip_id: str) -> str:
+def trip_status(owner: str) -> str:
+    """Where `owner` asks for one of its trips' saga record (request/reply, the planner)."""
+    return f"{PREFIX}.trip.status.{owner}"
+
+
+def trip_input(owner: str, trip_id: str) -> str:
     """The user's answers and cancellations for one trip."""
-    return f"{PREFIX}.trip.input.{trip_id}"
+    return f"{PREFIX}.trip.input.{owner}.{trip_id}"
 
 
-def trip_events(trip_id: str) -> str:
+def trip_events(owner: str, trip_id: str) -> str:
     """Where every transition of one trip is published."""
-    return f"{PREFIX}.trip.events.{trip_id}"
+    return f"{PREFIX}.trip.events.{owner}.{trip_id}"
+
+
+def owner_trips_events(owner: str) -> str:
+    """Every event of every trip `owner` submitted."""
+    return f"{PREFIX}.trip.events.{owner}.*"
+
+
+def token(subject: str, index: int) -> str:
+    """One token of a subject: `token("skiff.v1.trip.submit.web", -1)` is `web`."""
+    return subject.split(".")[index]
 
 
 def task(domain: Domain, operation: str) -> str:
@@ -46,9 +69,17 @@ def model_consumer(domain: Domain, model_slug: str) -> str:
     return f"worker-{domain}-{model_slug}"
 
 
-def registry(operation: str) -> str:
-    """The registry's request/reply API, e.g. `registry.promote`."""
-    return f"{PREFIX}.registry.{operation}"
+def registry(operation: str, caller: str) -> str:
+    """The registry's request/reply API, e.g. `registry.promote.operator`: the caller's
+    identity is the last token, which NATS permissions pin to the connection's own user, so the
+    registry knows who asks (the `who` of the alias history) without trusting a field."""
+    return f"{PREFIX}.registry.{operation}.{caller}"
+
+
+def extract(domain: str) -> str:
+    """Extraction on request (`skiff extract` over NATS), answered by a domain's workers
+    (`llm`: the LLM tier resolves): the reply goes to the asker only, never to a trip."""
+    return f"{PREFIX}.extract.{domain}"
 
 
 def calls(domain: str) -> str:
@@ -56,7 +87,7 @@ def calls(domain: str) -> str:
     return f"{PREFIX}.calls.{domain}"
 
 
-REGISTRY_ALL = f"{PREFIX}.registry.*"
+REGISTRY_ALL = f"{PREFIX}.registry.*.*"
 REGISTRY_HISTORY_ALL = f"{PREFIX}.registry-history.>"
 CALLS_ALL = f"{PREFIX}.calls.*"
 STREAM_CALLS = "CALLS"

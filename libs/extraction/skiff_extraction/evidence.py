@@ -75,22 +75,34 @@ DATE_FILLER = frozenset({
     "october", "november", "december", "of", "the", "st", "nd", "rd", "th",
 })  # fmt: skip
 FUZZY_CUTOFF = 85
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A minus touching a figure, or the word, makes it negative: "-3 adults" is no evidence of 3
+# (the sign was dropped) and the only evidence of -3. A hyphen after a figure or a letter is
+# a range or a compound ("12-16", "4-star"), not a sign.
+SIGN = r"(?:(?<![\w.])(?P<sign>[-\u2212])|\b(?P<minus>minus|negative)\s+)"
+_NUMBER = re.compile(rf"{SIGN}?(?<![\d.])(?P<figure>\d+(?:\.\d+)?)")
+_UNSIGNED = r"(?<![\w.])(?<!(?<![\w.])[-\u2212])(?<!minus )(?<!negative )"  # "3-4" is no sign
 DraftT = TypeVar("DraftT", bound=BaseModel)
 
 
-def _numbers_in(text: str) -> set[float]:
-    found = {float(n) for n in _NUMBER.findall(text)}
-    found |= {float(v) for word, v in NUMBER_WORDS.items() if re.search(rf"\b{word}\b", text)}
+def numbers_in(text: str) -> set[float]:
+    """Every number the (case-folded) text says, in figures or words, with its sign."""
+    found = set()
+    for m in _NUMBER.finditer(text):
+        figure = float(m["figure"])
+        found.add(-figure if m["sign"] or m["minus"] else figure)
+    for word, v in NUMBER_WORDS.items():
+        for m in re.finditer(rf"(?:\b(minus|negative)\s+)?\b{word}\b", text):
+            found.add(-float(v) if m[1] else float(v))
     return found
 
 
 def _count_supported(value: float, unit: str, text: str) -> bool:
-    """`value` said with its unit: "3 nights", "a 4-star hotel", "two rooms"."""
+    """`value` said with its unit: "3 nights", "a 4-star hotel", "two rooms" (not "-3 rooms")."""
     words = [w for w, v in NUMBER_WORDS.items() if v == value and w.isalpha()]
     figures = [f"{value:g}", *words]
     said = "|".join(re.escape(f) for f in figures)
-    return bool(re.search(rf"\b(?:{said})\s*-?\s*(?:[a-z]+\s+)?{unit}", text))
+    before = r"(?<![\w.])" if value < 0 else _UNSIGNED
+    return bool(re.search(rf"{before}(?:{said})\b\s*-?\s*(?:[a-z]+\s+)?{unit}", text))
 
 
 def _phrase_in(phrase: str, text: str) -> bool:
@@ -133,7 +145,7 @@ def supported(field: str, value: object, raw_text: str) -> bool:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if field in COUNT_UNITS:
             return _count_supported(float(value), COUNT_UNITS[field], raw_text.casefold())
-        return float(value) in _numbers_in(raw_text.casefold())
+        return float(value) in numbers_in(raw_text.casefold())
     text = normalize_key(raw_text, REQUEST_LIMIT)
     if isinstance(value, bool):
         return any(_phrase_in(cue, text) for cue in CUES.get(field, (field,)))

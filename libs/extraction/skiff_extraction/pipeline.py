@@ -1,9 +1,10 @@
 """The extraction pipeline: request text → model draft → grounded request, or a typed escalation.
 
 Every check a value must pass lives here, in this order: the engine answered; the answer is
-JSON; it fits the draft schema; its places ground and its dates and numbers obey the business
-rules; the model was confident enough. A value that failed any check is never returned as
-`Extracted`.
+JSON; it fits the draft schema; the text supports each value and the values sit where the
+text puts them; its places ground and its dates and numbers (and the counts the text states)
+obey the business rules; the model was confident enough. A value that failed any check is
+never returned as `Extracted`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from skiff_extraction.evidence import (
 from skiff_extraction.pricing import ModelPrice, price
 from skiff_extraction.prompts import PROMPT_VERSION, extraction_messages
 from skiff_extraction.schema import decoding_schema
+from skiff_extraction.stated import count_problems, placed_dates
 from skiff_inference.engine import ChatMessage, Engine, EngineError, Generation
-from skiff_travel.rules import Rejection, ground_draft
+from skiff_travel.rules import Rejection, ground_draft, with_problems
 
 MAX_OUTPUT_TOKENS = 160
 
@@ -157,7 +159,10 @@ class Extractor:
         checked = completed_places(completed_dates(without(draft, dropped), task.text), task.text)
         if isinstance(checked, FlightsDraft):
             checked = reassigned_roles(checked, task.text)
-        outcome = ground_draft(checked, task.reference_date)
+        checked, misplaced = placed_dates(checked, task.text)
+        # What the text states is checked whatever the draft holds (a count out of range).
+        stated = (*misplaced, *count_problems(checked, task.text))
+        outcome = with_problems(ground_draft(checked, task.reference_date), stated)
         if isinstance(outcome, Rejection):
             return self._escalate(task, outcome.reason, outcome.problems, attempt, call)
         confidence = value_confidence(generation.raw, generation.token_logprobs)

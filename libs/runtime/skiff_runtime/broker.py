@@ -36,10 +36,16 @@ def pull_inbox(settings: ServiceSettings, service: str) -> bytes:
     return f"{inbox_prefix(identity(settings, service))}.".encode()
 
 
+def servers(nats_url: str) -> list[str]:
+    """The servers of a URL list: `nats://a:4222,nats://b:4222` (a cluster's seed nodes), so a
+    process starts, and reconnects, while any one of them is down."""
+    return [url.strip() for url in nats_url.split(",") if url.strip()]
+
+
 def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
     """A broker that reconnects forever: a NATS restart must not end the process."""
     return NatsBroker(
-        settings.nats_url,
+        servers(settings.nats_url),
         name=service,
         inbox_prefix=inbox_prefix(identity(settings, service)),
         security=security_for(settings),
@@ -66,7 +72,7 @@ async def connect(settings: ServiceSettings, service: str, name: str) -> Client:
         options["user"] = settings.nats_user
         options["password"] = settings.nats_password.get_secret_value()
     return await nats.connect(
-        settings.nats_url,
+        servers(settings.nats_url),
         name=name,
         inbox_prefix=inbox_prefix(identity(settings, service)),
         max_reconnect_attempts=-1,

@@ -2,11 +2,14 @@
 
 Services never declare streams at start-up; `skiff streams apply` (and `make run`) calls
 `apply_layout`, which is idempotent: it creates what is missing and updates what changed.
+On a JetStream cluster, `replicas=3` keeps every stream, consumer and bucket on three nodes,
+so an acknowledged write outlives any one of them (docs/durability.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,7 +47,7 @@ class StreamSpec:
     max_bytes: int = 1024 * MiB
     duplicate_window_s: float = DUPLICATE_WINDOW_S
 
-    def config(self) -> StreamConfig:
+    def config(self, replicas: int = 1) -> StreamConfig:
         return StreamConfig(
             name=self.name,
             subjects=list(self.subjects),
@@ -55,7 +58,7 @@ class StreamSpec:
             max_bytes=self.max_bytes,
             max_msg_size=MAX_MESSAGE_BYTES,
             duplicate_window=self.duplicate_window_s,
-            num_replicas=1,
+            num_replicas=replicas,
         )
 
 
@@ -189,16 +192,22 @@ LAYOUT = Layout(
 )
 
 
-async def apply_layout(js: JetStreamContext, layout: Layout = LAYOUT) -> list[str]:
-    """Create or update every stream, consumer and bucket; returns one line per action."""
+async def apply_layout(
+    js: JetStreamContext, layout: Layout = LAYOUT, *, replicas: int = 1
+) -> list[str]:
+    """Create or update every stream, consumer and bucket; returns one line per action.
+
+    `replicas` is each stream's and bucket's copy count (1 on a single server, 3 on a
+    three-node cluster); consumers follow their stream's. An existing stream or bucket is
+    moved to that count (JetStream copies the data to the new peers)."""
     report: list[str] = []
     for spec in layout.streams:
         try:
             await js.stream_info(spec.name)
-            await js.update_stream(spec.config())
+            await js.update_stream(spec.config(replicas))
             report.append(f"stream {spec.name}: up to date")
         except NotFoundError:
-            await js.add_stream(spec.config())
+            await js.add_stream(spec.config(replicas))
             report.append(f"stream {spec.name}: created")
     for consumer in layout.consumers:
         await js.add_consumer(consumer.stream, consumer.config())
@@ -206,11 +215,22 @@ async def apply_layout(js: JetStreamContext, layout: Layout = LAYOUT) -> list[st
     for bucket in layout.buckets:
         try:
             await js.key_value(bucket.bucket)
-            report.append(f"bucket {bucket.bucket}: exists")
         except BucketNotFoundError:
-            await js.create_key_value(bucket)
+            await js.create_key_value(dataclasses.replace(bucket, replicas=replicas))
             report.append(f"bucket {bucket.bucket}: created")
+            continue
+        report.append(f"bucket {bucket.bucket}: {await _bucket_replicas(js, bucket, replicas)}")
     return report
+
+
+async def _bucket_replicas(js: JetStreamContext, bucket: KeyValueConfig, replicas: int) -> str:
+    """Move an existing bucket (its `KV_` stream) to `replicas` copies; its config is kept."""
+    info = await js.stream_info(f"KV_{bucket.bucket}")
+    if info.config.num_replicas == replicas:
+        return "exists"
+    was = info.config.num_replicas
+    await js.update_stream(dataclasses.replace(info.config, num_replicas=replicas))
+    return f"replicas {was} -> {replicas}"
 
 
 async def wait_until_consuming(

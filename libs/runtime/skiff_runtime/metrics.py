@@ -23,6 +23,8 @@ What each service records, and the figures derived from it (PromQL):
   `skiff_model_calls_total`.
 - trips by outcome: `skiff_trips_finished_total{outcome}`; saga compare-and-set conflicts:
   `skiff_saga_conflicts_total`.
+- messages refused for who sent them: `skiff_refused_total{kind}` (`foreign_reply`: a reply
+  to a command the trip did not send; `foreign_input`: another owner's answer or cancel).
 """
 
 from __future__ import annotations
@@ -59,19 +61,17 @@ MessageStatus = Literal["acked", "nacked", "dead_lettered", "poison"]
 # Seconds: from a grammar-cached extraction on a warm model to a slow LLM escalation.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
-# Subjects whose last token is a trip id: one series per pattern, not per trip.
-_PER_TRIP = tuple(
-    pattern.removesuffix("*") for pattern in (subjects.TRIP_INPUT_ALL, subjects.TRIP_EVENTS_ALL)
-)
+# Subjects whose last tokens are an owner and a trip id: one series per pattern, not per trip.
+_PER_TRIP = (subjects.TRIP_INPUT_ALL, subjects.TRIP_EVENTS_ALL)
 _INBOX = "_INBOX."
 
 
 def subject_label(subject: str) -> str:
     """The bounded label for a subject: per-trip subjects become their `*` pattern, reply
     inboxes `_INBOX.>`, anything outside Skiff's namespace `other`."""
-    for prefix in _PER_TRIP:
-        if subject.startswith(prefix):
-            return f"{prefix}*"
+    for pattern in _PER_TRIP:
+        if subject.startswith(pattern.removesuffix("*.*")):
+            return pattern
     if subject.startswith(_INBOX):
         return f"{_INBOX}>"
     if not subject.startswith(f"{subjects.PREFIX}."):
@@ -153,6 +153,12 @@ class Metrics:
             "Saga writes that lost a compare-and-set race and were re-read",
             registry=registry,
         )
+        self._refused = Counter(
+            "skiff_refused",
+            "Messages dropped because of who sent them, by kind",
+            ["kind"],
+            registry=registry,
+        )
 
     def message(self, subject: str, status: MessageStatus) -> None:
         """One delivery settled: acked, nacked (retry later), dead_lettered (out of
@@ -195,6 +201,10 @@ class Metrics:
     def conflict(self) -> None:
         """A saga write lost a compare-and-set race."""
         self._conflicts.inc()
+
+    def refused(self, kind: str) -> None:
+        """A message was dropped for who sent it (`foreign_reply`, `foreign_input`)."""
+        self._refused.labels(kind).inc()
 
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The registry in the format the `Accept` header asks for, and its content type."""

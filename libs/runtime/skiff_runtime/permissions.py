@@ -42,6 +42,7 @@ from nats.js.api import DEFAULT_PREFIX as JS_API
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.inventory import INVENTORY_OPERATIONS
+from skiff_contracts.registry import REGISTRY_OPERATIONS
 from skiff_runtime.jetstream import (
     LLM_WORKER,
     PLANNER_INPUT,
@@ -214,15 +215,13 @@ def worker(domain: Domain) -> Identity:
         f"pulls only from `{stream}` (its domain's shared consumer and its model versions'); "
         "publishes only its own results, call records and dead letters; asks the inventory "
         "about its own domain; registers and heartbeats its model versions and lists the "
-        "registry's cards (to serve its base model's adapter versions)",
+        "registry's cards (to serve its base model's adapter versions); answers extraction "
+        "requests (`skiff extract` over NATS) to the asker only",
         pull_any(stream)
         | publish_durably(subjects.result(domain), subjects.calls(domain), dlq_subject(stream))
         | request(*(subjects.inventory(domain, op) for op in INVENTORY_OPERATIONS))
-        | request(
-            subjects.registry("register_model"),
-            subjects.registry("heartbeat"),
-            subjects.registry("list_models"),
-        ),
+        | registry_calls(f"worker-{domain}", "register_model", "heartbeat", "list_models")
+        | serve(subjects.extract(domain), queue=f"worker-{domain}"),
     )
 
 
@@ -231,18 +230,20 @@ LLM_WORKER_IDENTITY = Identity(
     f"the LLM tier: pulls only `{LLM_WORKER.filter_subject}` from its own durable (no domain "
     "worker's commands); publishes only `result.llm`, call records for any work (its model "
     "answers for every domain, and records work no micro-SLM covers) and dead letters; "
-    "decides the routes the planner's router was unsure of (`llm.route`)",
+    "decides the routes the planner's router was unsure of (`llm.route`) and resolves "
+    "`skiff extract`'s escalations (`extract.llm`) for the asker only",
     pull(LLM_WORKER.stream, LLM_WORKER.durable)
     | publish_durably(subjects.RESULT_LLM, subjects.CALLS_ALL, dlq_subject(LLM_WORKER.stream))
-    | serve(subjects.LLM_ROUTE, queue=subjects.LLM_ROUTE_QUEUE),
+    | serve(subjects.LLM_ROUTE, subjects.extract("llm"), queue=subjects.LLM_ROUTE_QUEUE),
 )
 
 PLANNER = Identity(
     "planner",
-    "answers trip submissions; pulls every result and user input; dispatches commands; "
-    "publishes trip events, each domain's accepted answer and each routing decision (call "
-    "log); asks the LLM tier about unsure routes; owns the saga records",
-    serve(subjects.TRIP_SUBMIT)
+    "answers every owner's trip submissions and status queries; pulls every result and user "
+    "input; dispatches commands (the only identity that may); publishes trip events, each "
+    "domain's accepted answer and each routing decision (call log); asks the LLM tier about "
+    "unsure routes; owns the saga records",
+    serve(subjects.TRIP_SUBMIT_ALL, subjects.TRIP_STATUS_ALL, queue="planner")
     | request(subjects.LLM_ROUTE)
     | pull(PLANNER_RESULTS.stream, PLANNER_RESULTS.durable)
     | pull(PLANNER_INPUT.stream, PLANNER_INPUT.durable)
@@ -309,33 +310,58 @@ INVENTORY = Identity(
     serve(subjects.INVENTORY_ALL, queue=subjects.INVENTORY_QUEUE),
 )
 
-CLIENT_GRANT = (
-    request(subjects.TRIP_SUBMIT)
-    | publish_durably(subjects.TRIP_INPUT_ALL)
-    | follow(subjects.STREAM_TRIP_EVENTS)
-    | kv_read(subjects.BUCKET_SAGAS)
-)
 
-CLIENT = Identity(
-    "client",
-    "submits trips and answers, follows trip events, reads saga records (read-only)",
-    CLIENT_GRANT,
-)
+def registry_calls(caller: str, *operations: str) -> Grant:
+    """Registry requests as `caller`: its name is the subject's last token, so the registry
+    knows who asks (`subjects.registry`)."""
+    return request(*(subjects.registry(operation, caller) for operation in operations))
 
-CLI = Identity(
-    "cli",
-    "the `skiff` CLI: a client, plus `skiff extract` over NATS (extract commands to a model "
-    "version, resolve commands, "
-    "follows results), `skiff route --llm` (asks the LLM tier) and `skiff registry` (the "
-    "registry API)",
-    CLIENT_GRANT
-    | request(subjects.LLM_ROUTE)
-    | publish_durably(
-        *(subjects.model_extract(domain, "*") for domain in DOMAINS), subjects.TASK_LLM_RESOLVE
+
+def client(name: str) -> Identity:
+    """A client identity: submits trips, and follows, answers, cancels and reads only its own.
+
+    Its name is the owner token of its trips' subjects (`trip.submit.<name>`,
+    `trip.input.<name>.<trip>`, `trip.events.<name>.<trip>`): it may publish and read those
+    only. It follows a trip with a named push consumer whose filter is in the create subject
+    (`CONSUMER.CREATE.TRIP_EVENTS.<consumer>.<filter>`), so the server refuses a filter on
+    another owner's events; deliveries go to its own inbox. No KV, no results, no registry.
+    """
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(
+            f"a client name is one subject token of letters, digits, - and _: {name!r}"
+        )
+    stream = subjects.STREAM_TRIP_EVENTS
+    follow_own = js_api("CONSUMER", "CREATE", stream, "*", subjects.owner_trips_events(name))
+    grant = (
+        request(subjects.trip_submit(name), subjects.trip_status(name))
+        | publish_durably(subjects.trip_input(name, "*"))
+        | Grant(publish=frozenset({follow_own}), replies=True)
     )
-    | follow(subjects.STREAM_RESULTS)
-    | request(subjects.REGISTRY_ALL),
+    return Identity(
+        name,
+        "a client: submits trips under its own name; follows, answers, cancels and reads its "
+        "own trips only",
+        grant,
+    )
+
+
+DEFAULT_CLIENTS = ("cli", "web", "mobile")
+"""The client identities of the local stack, compose and the chart: `cli` is the `skiff`
+CLI's trips; `web` and `mobile` stand for applications (docs/security.md)."""
+
+OPERATOR = Identity(
+    "operator",
+    "a platform operator (`skiff registry`, `skiff extract` and `skiff route --llm` over "
+    "NATS): changes and reads the registry as `operator`; asks the workers and the LLM tier "
+    "for extractions and routes answered to it alone; no trip's subjects",
+    registry_calls("operator", *REGISTRY_OPERATIONS)
+    | request(subjects.LLM_ROUTE, *(subjects.extract(d) for d in (*DOMAINS, "llm"))),
 )
+
+FLYWHEEL_OPERATIONS = (
+    "register_model", "promote", "set_threshold", "list_models", "get_model", "get_history",
+    "get_series",
+)  # fmt: skip
 
 FLYWHEEL = Identity(
     "flywheel",
@@ -343,21 +369,7 @@ FLYWHEEL = Identity(
     "install`: reads the call log with ordered consumers on `CALLS`; asks the registry for its "
     "cards, history and series, registers versions, promotes the shipped champions and sets "
     "calibrated thresholds; publishes nothing else",
-    follow(subjects.STREAM_CALLS, lookup=False)
-    | request(
-        *(
-            subjects.registry(op)
-            for op in (
-                "register_model",
-                "promote",
-                "set_threshold",
-                "list_models",
-                "get_model",
-                "get_history",
-                "get_series",
-            )
-        )
-    ),
+    follow(subjects.STREAM_CALLS, lookup=False) | registry_calls("flywheel", *FLYWHEEL_OPERATIONS),
 )
 
 ADMIN = Identity(
@@ -372,8 +384,8 @@ IDENTITIES: tuple[Identity, ...] = (
     LLM_WORKER_IDENTITY,
     INVENTORY,
     REGISTRY,
-    CLIENT,
-    CLI,
+    *(client(name) for name in DEFAULT_CLIENTS),
+    OPERATOR,
     FLYWHEEL,
     ADMIN,
 )
@@ -424,7 +436,6 @@ def render_config(
     identities: Sequence[Identity] = IDENTITIES,
     store_dir: str | None = "/data",
     http_port: int | None = None,
-    no_auth_user: str | None = None,
     private_inboxes: bool = True,
 ) -> str:
     """A nats-server config: JetStream on `store_dir`, one user per identity with its permissions.
@@ -433,7 +444,8 @@ def render_config(
     `write_private`); without it each password is the environment variable
     `password_variable(name)`, which nats-server resolves at start-up (compose, Helm).
     `store_dir=None` leaves the store directory to the command line (`NatsServer` passes it).
-    `no_auth_user` maps connections without credentials to that identity (local stack only).
+    Every connection must authenticate: there is no `no_auth_user`, so a connection without
+    credentials is refused.
     """
     lines = [
         "# Generated from skiff_runtime/permissions.py"
@@ -466,10 +478,6 @@ def render_config(
             lines.append("        allow_responses: true")
         lines += ["      }", "    }"]
     lines += ["  ]", "}"]
-    if no_auth_user is not None:
-        if no_auth_user not in {identity.name for identity in identities}:
-            raise ValueError(f"no_auth_user {no_auth_user!r} is not an identity")
-        lines.append(f"no_auth_user: {_quote(no_auth_user)}")
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,7 @@ class ServiceSettings(BaseSettings):
         env_prefix="SKIFF_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: str = "nats://127.0.0.1:4222"  # or a comma-separated list (a cluster's seeds)
     nats_creds: Path | None = None
     nats_user: str | None = None
     nats_password: SecretStr | None = None

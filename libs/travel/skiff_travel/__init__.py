@@ -5,12 +5,19 @@ package grounds the draft into a typed *request* or rejects it with typed proble
 
 * `catalog`: cities with airports (`City`, `Catalog`, `default_catalog`);
 * `grounding`: `ground_city` -> `Grounded` | `Unknown` | `Ambiguous`, and `ground_country`;
-* `dates`: `resolve_date`, `resolve_time` and their errors;
+* `dates`: `resolve_date`, `resolve_time` and their errors (`ImpossibleDateError` for a date
+  the calendar does not have);
 * `rules`: `ground_draft` -> a request or a `Rejection`.
 """
 
 from skiff_travel.catalog import Catalog, City, default_catalog
-from skiff_travel.dates import DateParseError, TimeParseError, resolve_date, resolve_time
+from skiff_travel.dates import (
+    DateParseError,
+    ImpossibleDateError,
+    TimeParseError,
+    resolve_date,
+    resolve_time,
+)
 from skiff_travel.grounding import Ambiguous, Grounded, Unknown, ground_city, ground_country
 from skiff_travel.rules import Rejection, ground_draft
 
@@ -20,6 +27,7 @@ __all__ = [
     "City",
     "DateParseError",
     "Grounded",
+    "ImpossibleDateError",
     "Rejection",
     "TimeParseError",
     "Unknown",

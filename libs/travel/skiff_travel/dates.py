@@ -20,6 +20,10 @@ Date semantics (checked against the SGD development data, reference Friday 2019-
 * A weekday given beside a date ("Friday, March 8th") must agree with it.
 * Vague periods ("next week", "this weekend", "March", "soon") raise `DateParseError`: they
   are not a date, and picking one would invent a value the user did not give.
+* A date the calendar does not have ("February 30", "31 April", "2027-02-29") raises
+  `ImpossibleDateError`, as does one past either end of the calendar (a reference near
+  9999-12-31 plus a day): the text was read, the date cannot exist. Date arithmetic never
+  raises anything else.
 
 Time semantics:
 
@@ -43,6 +47,10 @@ from skiff_travel.text import MAX_INPUT, fold
 
 class DateParseError(ValueError):
     """The text is not a date this module can read (or is too vague to be one)."""
+
+
+class ImpossibleDateError(DateParseError):
+    """The text reads as a date the calendar does not have ("February 30")."""
 
 
 class TimeParseError(ValueError):
@@ -152,14 +160,20 @@ def resolve_date(text: str, reference: date, *, after: date | None = None) -> da
     cleaned = _clean_date(text)
     if not cleaned:
         raise DateParseError(f"no date in {text[:MAX_INPUT]!r}")
-    numeric = _numeric_date(cleaned, base)
-    if numeric is not None:
-        return numeric
-    words = _words(cleaned)
-    for parser in (_relative, _weekday_phrase, _calendar_date):
-        found = parser(words, reference, base)
-        if found is not None:
-            return found
+    try:
+        numeric = _numeric_date(cleaned, base)
+        if numeric is not None:
+            return numeric
+        words = _words(cleaned)
+        for parser in (_relative, _weekday_phrase, _calendar_date):
+            found = parser(words, reference, base)
+            if found is not None:
+                return found
+    except DateParseError:
+        raise
+    except (OverflowError, ValueError):
+        # Arithmetic past date.min or date.max ("tomorrow" of 9999-12-31).
+        raise ImpossibleDateError(f"{text[:MAX_INPUT]!r} falls outside the calendar") from None
     raise DateParseError(f"cannot read {text[:MAX_INPUT]!r} as a date")
 
 
@@ -196,6 +210,8 @@ def _make(year: int, month: int, day: int, text: str) -> date:
     try:
         return date(year, month, day)
     except ValueError:
+        if 1 <= month <= 12 and day >= 1:
+            raise ImpossibleDateError(f"no such date: {text!r}") from None
         raise DateParseError(f"no such date: {text!r}") from None
 
 
@@ -221,7 +237,7 @@ def _full_year(digits: str) -> int:
 
 def _next_month_day(month: int, day: int, base: date, text: str) -> date:
     """The first `month`/`day` on or after `base`."""
-    if not 1 <= month <= 12 or not 1 <= day <= 31:
+    if not 1 <= month <= 12 or day < 1:
         raise DateParseError(f"no such date: {text!r}")
     for year in range(base.year, base.year + _MAX_YEARS_AHEAD + 1):
         try:
@@ -230,13 +246,15 @@ def _next_month_day(month: int, day: int, base: date, text: str) -> date:
             continue
         if candidate >= base:
             return candidate
-    raise DateParseError(f"no such date: {text!r}")
+    raise ImpossibleDateError(f"no such date: {text!r}")  # "February 30", "31 April"
 
 
 def _next_day(day: int, base: date, text: str) -> date:
     """The first day-of-month `day` on or after `base` ("the 14th")."""
-    if not 1 <= day <= 31:
+    if day < 1:
         raise DateParseError(f"no such day of the month: {text!r}")
+    if day > 31:
+        raise ImpossibleDateError(f"no month has that day: {text!r}")
     year, month = base.year, base.month
     for _ in range(13):
         if day <= calendar.monthrange(year, month)[1] and date(year, month, day) >= base:

@@ -17,12 +17,17 @@ Decisions:
   order problem is reported rather than a trip of a year.
 * Same-day return, check-out and drop-off: a same-day return flight or drop-off is allowed;
   a hotel check-out must be strictly after check-in.
+* A date the calendar does not have ("February 30", "31 April", or past its end) is
+  `impossible_date`, a business rule like a wrong order: the value was read and cannot be
+  booked, so after the next tier the user is asked. Only a date nobody can read is
+  `unparseable_date` (schema_invalid).
 * The IATA code beside a city is the airport the user named when they named one ("JFK",
   "LaGuardia"), else the city's primary airport (see `catalog`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 
@@ -42,6 +47,7 @@ from skiff_contracts.problems import EscalationReason, Problem
 from skiff_travel.catalog import Catalog, City, default_catalog
 from skiff_travel.dates import (
     DateParseError,
+    ImpossibleDateError,
     TimeParseError,
     resolve_date,
     resolve_duration,
@@ -97,6 +103,22 @@ def reason_for(code: str) -> EscalationReason:
     return _REASON_BY_CODE.get(code, "business_rule")
 
 
+def rejection(problems: Sequence[Problem]) -> Rejection:
+    """A rejection for `problems` (at least one), its reason picked by precedence."""
+    reasons = {reason_for(p.code) for p in problems}
+    return Rejection(reason=next(r for r in _PRECEDENCE if r in reasons), problems=tuple(problems))
+
+
+def with_problems(outcome: Request | Rejection, problems: Sequence[Problem]) -> Request | Rejection:
+    """`outcome` with problems found outside the draft (in the request text itself): a request
+    becomes a rejection, and a rejection gains each problem it does not report yet."""
+    if not problems:
+        return outcome
+    found = list(outcome.problems) if isinstance(outcome, Rejection) else []
+    known = {(p.code, p.field) for p in found}
+    return rejection([*found, *(p for p in problems if (p.code, p.field) not in known)])
+
+
 def ground_draft(
     draft: Draft, reference_date: date, catalog: Catalog | None = None
 ) -> Request | Rejection:
@@ -135,9 +157,7 @@ class _Checker:
                 for error in exc.errors():
                     where = ".".join(str(part) for part in error["loc"]) or None
                     self.add("schema_invalid", error["msg"], where)
-        reasons = {reason_for(p.code) for p in self.problems}
-        reason = next(r for r in _PRECEDENCE if r in reasons)
-        return Rejection(reason=reason, problems=tuple(self.problems))
+        return rejection(self.problems)
 
     # --- field helpers ----------------------------------------------------------------------
 
@@ -172,10 +192,16 @@ class _Checker:
         try:
             value = resolve_date(text, self.reference)
         except DateParseError as exc:
-            self.add("unparseable_date", str(exc), field_name)
+            self.date_error(exc, field_name)
             return None
         self._date_window(value, field_name)
         return value
+
+    def date_error(self, error: DateParseError, field_name: str) -> None:
+        """A date that cannot exist is a business rule (the user's to settle); one that cannot
+        be read is the model's output failing (the next tier reads it again)."""
+        code = "impossible_date" if isinstance(error, ImpossibleDateError) else "unparseable_date"
+        self.add(code, str(error), field_name)
 
     def second_date(
         self,
@@ -198,15 +224,21 @@ class _Checker:
                     field_name,
                 )
                 return None
-            self._date_window(first + length, field_name)
-            return first + length
+            try:
+                end = first + length
+            except OverflowError:
+                self.add("impossible_date", f"{field_name} {text!r} ends past the calendar",
+                         field_name)  # fmt: skip
+                return None
+            self._date_window(end, field_name)
+            return end
         if first is not None and text.strip().isdigit():
             text = f"the {text.strip()}"  # "March 12 to 19": a bare number after a date
         try:
             value = resolve_date(text, self.reference, after=first)
             plain = resolve_date(text, self.reference) if first is not None else value
         except DateParseError as exc:
-            self.add("unparseable_date", str(exc), field_name)
+            self.date_error(exc, field_name)
             return None
         if first is not None:
             swapped = value != plain and plain < first and value - first > _SWAPPED_GAP
@@ -230,7 +262,7 @@ class _Checker:
                 f"{field_name} {value.isoformat()} is before today ({self.reference.isoformat()})",
                 field_name,
             )
-        elif value > self.reference + timedelta(days=MAX_DAYS_AHEAD):
+        elif (value - self.reference).days > MAX_DAYS_AHEAD:  # no addition: 9999-12-31 + 1y
             self.add(
                 "date_too_far",
                 f"{field_name} {value.isoformat()} is more than {MAX_DAYS_AHEAD} days ahead",

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nats.aio.client import Client
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import Field
 
 from skiff_cli.registry_cli import RegistryApi, RegistryUnavailable
-from skiff_cli.stack import connect
+from skiff_cli.stack import OPERATOR, acting_as, connect
 from skiff_contracts import subjects
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.messages import (
@@ -43,7 +44,8 @@ from skiff_contracts.messages import (
     ResolveTask,
     WorkerReply,
 )
-from skiff_contracts.registry import ListModels, ModelList, model_id_for, slug_of
+from skiff_contracts.problems import Problem
+from skiff_contracts.registry import ListModels, ModelList, model_id_for
 from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSION
 from skiff_extraction.examples import ExampleBank
 from skiff_extraction.llm_tier import (
@@ -266,10 +268,9 @@ async def extract_local(
             await resolver.engine.aclose()
 
 
-async def serving_subjects(connection: Client, model: ModelChoice) -> dict[Domain, str]:
-    """Where each domain's extraction goes: the subject of the version the registry makes
-    its champion now, or of the base model every worker registers."""
-    api = RegistryApi(connection)
+async def serving_models(api: RegistryApi, model: ModelChoice) -> dict[Domain, str]:
+    """The version each domain's extraction asks for: the one the registry makes its
+    champion now, or the base model every worker registers."""
     chosen: dict[Domain, str] = {}
     for domain in DOMAINS:
         task = f"{domain}.extract"
@@ -281,8 +282,27 @@ async def serving_subjects(connection: Client, model: ModelChoice) -> dict[Domai
             wanted = next((a.champion for a in aliases if a.task == task), None)
         if wanted is None:
             raise RegistryUnavailable(f"the registry names no champion for {task}")
-        chosen[domain] = subjects.model_extract(domain, slug_of(wanted))
+        chosen[domain] = wanted
     return chosen
+
+
+async def ask(
+    connection: Client, work: str, task: ExtractTask | ResolveTask, timeout_s: float
+) -> Reply:
+    """One extraction (`work`: a domain) or escalation (`llm`) on request: the answer comes
+    back to this connection only, so no trip's step can be reached this way."""
+    try:
+        reply = await connection.request(
+            subjects.extract(work), task.model_dump_json().encode(), timeout=timeout_s
+        )
+    except (NoRespondersError, NatsTimeout):
+        problem = Problem(code="unavailable", message=f"no answer on {subjects.extract(work)}")
+        return Failed(trip_id=task.trip_id, step=task.step, reason="unavailable",
+                      retryable=True, errors=(problem,))  # fmt: skip
+    result: WorkerReply = WORKER_RESULT.validate_json(reply.data)
+    if not isinstance(result, Reply):
+        return Failed(trip_id=task.trip_id, step=task.step, reason=f"unexpected {result.kind}")
+    return result
 
 
 async def extract_over_nats(
@@ -296,64 +316,42 @@ async def extract_over_nats(
     tiers: Tiers = "slm",
     model: ModelChoice = "champion",
 ) -> AsyncIterator[dict[str, Any]]:
-    """Publish each line as a command to the version serving its domain (the champion, or
-    the base model) and collect the replies; with `tiers="slm+llm"`, an escalation goes on
-    to the running LLM worker."""
-    # As the `cli` identity, with its own inbox prefix: the only replies it may read.
-    connection = await connect(nats_url)
-    targets = await serving_subjects(connection, model)
-    js = connection.jetstream()
+    """Ask the workers serving each line's domains (the champion, or the base model) for its
+    extraction, `window` lines at a time; with `tiers="slm+llm"`, an escalation goes on to the
+    running LLM tier. As the `operator` identity, which may ask but not command."""
+    connection = await connect(nats_url, identity=OPERATOR)
+    targets = await serving_models(RegistryApi(connection, acting_as(OPERATOR)), model)
     batch = f"{int(time.time() * 1000):x}"
     router = router_for(domain, engine_settings)
-    results = await js.subscribe(
-        subjects.RESULTS_ALL,
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
-    )
-    # Keyed by (trip_id, step): a line's extract and resolve replies share the trip id.
-    pending: dict[tuple[str, str], tuple[InputLine, ExtractTask]] = {}
-    escalated: dict[tuple[str, str], NeedsEscalation] = {}
 
-    async def collect_one() -> dict[str, Any]:
-        while True:
-            message = await results.next_msg(timeout=timeout_s)
-            result: WorkerReply = WORKER_RESULT.validate_json(message.data)
-            entry = pending.pop((result.trip_id, result.step), None)
-            if entry is None or not isinstance(result, Reply):
-                continue
-            line, task = entry
-            if isinstance(result, NeedsEscalation) and tiers == "slm+llm":
-                resolve = resolve_task_for(task, result)
-                pending[(resolve.trip_id, resolve.step)] = entry
-                escalated[(resolve.trip_id, resolve.step)] = result
-                await js.publish(
-                    subjects.TASK_LLM_RESOLVE,
-                    resolve.model_dump_json().encode(),
-                    headers={"Nats-Msg-Id": resolve.message_id},
-                )
-                continue
-            return result_row(line.id, result, escalated.pop((result.trip_id, result.step), None))
+    async def one(line: InputLine, task: ExtractTask) -> dict[str, Any]:
+        result = await ask(connection, task.domain, task, timeout_s)
+        if isinstance(result, NeedsEscalation) and tiers == "slm+llm":
+            resolved = await ask(connection, "llm", resolve_task_for(task, result), timeout_s)
+            return result_row(line.id, resolved, result)
+        return result_row(line.id, result, None)
 
+    pending: set[asyncio.Task[dict[str, Any]]] = set()
     try:
         for index, line in enumerate(read_lines(path)):
             if not isinstance(line, InputLine):
                 yield line
                 continue
-            domains = domains_for(line.text, domain, router)
-            for chosen in domains:
+            for chosen in domains_for(line.text, domain, router):
                 task = task_for(batch, index, line, chosen, reference_date)
-                pending[(task.trip_id, task.step)] = (line, task)
-                await js.publish(
-                    targets[chosen],
-                    task.model_dump_json().encode(),
-                    headers={"Nats-Msg-Id": task.message_id},
-                )
+                task = task.model_copy(update={"model_id": targets[chosen]})
+                pending.add(asyncio.create_task(one(line, task)))
                 while len(pending) >= window:
-                    yield await collect_one()
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for finished in done:
+                        yield finished.result()
         while pending:
-            yield await collect_one()
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                yield finished.result()
     finally:
-        await results.unsubscribe()
+        for unfinished in pending:
+            unfinished.cancel()
         await connection.close()
 
 

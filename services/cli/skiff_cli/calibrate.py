@@ -131,9 +131,9 @@ async def calibrate(
     )  # fmt: skip
 
 
-def card_calibration(calibration: Calibration, source: Path, who: str) -> CardCalibration:
+def card_calibration(calibration: Calibration, source: Path) -> CardCalibration:
     """What the registry card records: the chosen threshold (None: none reached the target,
-    so the version keeps no threshold) and the evidence for it."""
+    so the version keeps no threshold) and the evidence for it (the registry adds who set it)."""
     chosen = calibration.chosen
     return CardCalibration(
         threshold=chosen.threshold if chosen else None,
@@ -142,7 +142,6 @@ def card_calibration(calibration: Calibration, source: Path, who: str) -> CardCa
         kept_accuracy=round(chosen.kept_accuracy or 0.0, 4) if chosen else None,
         records=calibration.rows[0].records if calibration.rows else 0,
         data=source.name,
-        who=who,
     )
 
 

@@ -30,8 +30,6 @@ from skiff_contracts.registry import Ack, ListModels, ModelList, Promote, Regist
 from skiff_extraction.router import router_card
 from skiff_models import shipped_cards
 
-WHO = "skiff models install"
-
 
 class InstallRefused(Exception):
     """The registry would not take a shipped card (an incompatible schema, a conflict …)."""
@@ -62,7 +60,7 @@ async def install(api: RegistryApi, *, wait_for_base_s: float = 60.0) -> list[In
             done.append(Installed(domain, card.model_id, "already champion"))
             continue
         why = "shipped champion: the release's fine-tuned adapter (make models)"
-        promoted = await api.ask(Promote(model_id=card.model_id, to="champion", who=WHO, why=why))
+        promoted = await api.ask(Promote(model_id=card.model_id, to="champion", why=why))
         if not isinstance(promoted, Ack):
             raise InstallRefused(f"the registry would not promote {card.model_id}: {promoted!r}")
         done.append(Installed(domain, card.model_id, "promoted"))
@@ -79,7 +77,7 @@ async def _install_router(api: RegistryApi) -> Installed:
     if isinstance(listed, ModelList) and any(a.champion for a in listed.aliases):
         return Installed("router", card.model_id, "registered")
     why = "shipped router: the release's trained router (make router)"
-    promoted = await api.ask(Promote(model_id=card.model_id, to="champion", who=WHO, why=why))
+    promoted = await api.ask(Promote(model_id=card.model_id, to="champion", why=why))
     if not isinstance(promoted, Ack):
         raise InstallRefused(f"the registry would not promote {card.model_id}: {promoted!r}")
     return Installed("router", card.model_id, "promoted")
@@ -110,7 +108,9 @@ def install_command(
         deadline = time.monotonic() + wait_s
         while True:  # a fresh deployment: the registry may still be starting
             try:
-                async with await RegistryApi.connect(stack.resolve_nats_url(nats_url)) as api:
+                async with await RegistryApi.connect(
+                    stack.resolve_nats_url(nats_url), identity=stack.FLYWHEEL
+                ) as api:
                     return await install(api, wait_for_base_s=wait_s)
             except RegistryUnavailable:
                 if time.monotonic() > deadline:

@@ -279,7 +279,7 @@ async def register_adapter(
     owner: str,
     nats_url: str,
 ) -> ModelCard:
-    async with await RegistryApi.connect(nats_url) as api:
+    async with await RegistryApi.connect(nats_url, identity=stack.FLYWHEEL) as api:
         champion = await champion_of(api, report.task)
         card, schema = adapter_card(
             adapter, report, name=name, version=version, base_model=base_model, engine=engine,

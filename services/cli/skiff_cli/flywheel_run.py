@@ -205,7 +205,7 @@ async def _evaluate_register_wait(
     wait_s: float,
 ) -> tuple[str | None, ModelCard, float | None, float | None, tuple[str, ...], Any]:
     """S6: evaluate against the current champion, register, wait; the live shares around."""
-    async with await RegistryApi.connect(url) as api:
+    async with await RegistryApi.connect(url, identity=stack.FLYWHEEL) as api:
         champion = await champion_of(api, task)
         before = await _live_share(api, task)
     if champion is not None and champion.adapter:
@@ -225,7 +225,7 @@ async def _evaluate_register_wait(
         engine=champion.engine if champion else "llamacpp", owner=default_who(None), nats_url=url,
     )  # fmt: skip
     console.print(f"registered {card.model_id} ({card.status}, rollout {card.rollout})")
-    async with await RegistryApi.connect(url) as api:
+    async with await RegistryApi.connect(url, identity=stack.FLYWHEEL) as api:
         if wait_s > 0:
             card = await _wait(api, card.model_id, wait_s) or card
         after = await _live_share(api, task)

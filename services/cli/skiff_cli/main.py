@@ -6,13 +6,15 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from skiff_cli import champions, routes, stack
 from skiff_cli.batch import (
@@ -28,9 +30,9 @@ from skiff_cli.batch import (
 from skiff_cli.calibrate import calibrate as run_calibration
 from skiff_cli.calibrate import card_calibration, registry_card, set_threshold
 from skiff_cli.calibrate import table as calibration_table
-from skiff_cli.client import SkiffClient, SubmitError
+from skiff_cli.client import SkiffClient, StackUnreachable, SubmitError, probe
 from skiff_cli.flywheel_cli import flywheel_app
-from skiff_cli.registry_cli import RegistryRefused, RegistryUnavailable, default_who, registry_app
+from skiff_cli.registry_cli import RegistryRefused, RegistryUnavailable, registry_app
 from skiff_cli.render import print_event
 from skiff_contracts.domains import DOMAINS, Domain
 from skiff_contracts.events import TripFinished, TripNeedsInput
@@ -50,6 +52,8 @@ app.add_typer(models_app, name="models")
 console = Console(stderr=False)
 errors = Console(stderr=True)
 STILL_RUNNING = 3  # `skiff trip`'s exit status when --timeout passes before the trip ends
+NO_STACK = 4  # the exit status of a command that found no stack to talk to
+T = TypeVar("T")
 
 DEMO_TRIP = (
     "Fly me from Boston to Denver on 12 March, back on the 16th, 2 adults. "
@@ -64,18 +68,33 @@ NatsUrl = Annotated[
 Home = Annotated[Path, typer.Option(help="where the local stack keeps its state")]
 
 
-async def follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s: float) -> int:
+def run_client(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` for a command that talks to the stack: when none answers, one line that
+    says so and exit status 4, not a traceback (nor a connection retrying forever)."""
+    try:
+        return asyncio.run(work)
+    except StackUnreachable as error:
+        errors.print(f"[red]{escape(str(error))}[/red]")
+        raise typer.Exit(NO_STACK) from error
+
+
+async def follow_trip(
+    url: str, request: TripRequest, as_json: bool, timeout_s: float, home: Path | None = None
+) -> int:
     """Submit, then print every event until the trip finishes; the trip's trace starts here
-    (exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)."""
+    (exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set). As the `cli` client of the stack
+    in `home` (its password is there)."""
     provider = configure_tracing("skiff-cli")
     try:
-        return await _follow_trip(url, request, as_json, timeout_s)
+        return await _follow_trip(url, request, as_json, timeout_s, home)
     finally:
         provider.shutdown()
 
 
-async def _follow_trip(url: str, request: TripRequest, as_json: bool, timeout_s: float) -> int:
-    async with await SkiffClient.connect(url) as client:
+async def _follow_trip(
+    url: str, request: TripRequest, as_json: bool, timeout_s: float, home: Path | None
+) -> int:
+    async with await SkiffClient.connect(url, home=home) as client:
         try:
             accepted = await client.submit(request)
         except SubmitError as error:
@@ -129,7 +148,8 @@ def trip(
 ) -> None:
     """Submit a trip request, show each step as it happens, print the itinerary.
 
-    Exit status: 0 booked, 1 finished otherwise, 2 rejected, 3 still running at --timeout.
+    Exit status: 0 booked, 1 finished otherwise, 2 rejected, 3 still running at --timeout,
+    4 no stack reachable.
     """
     fields: dict[str, object] = {"text": text}
     if reference_date:
@@ -137,7 +157,7 @@ def trip(
     if client_request_id:
         fields["client_request_id"] = client_request_id
     request = TripRequest.model_validate(fields)
-    code = asyncio.run(follow_trip(stack.resolve_nats_url(nats_url), request, as_json, timeout))
+    code = run_client(follow_trip(stack.resolve_nats_url(nats_url), request, as_json, timeout))
     raise typer.Exit(code)
 
 
@@ -154,7 +174,7 @@ def status(
             record = await client.saga(trip_id)
             return record.model_dump_json(indent=None if as_json else 2) if record else None
 
-    shown = asyncio.run(load())
+    shown = run_client(load())
     if shown is None:
         console.print(f"[red]no such trip:[/] {trip_id}")
         raise typer.Exit(1)
@@ -169,7 +189,7 @@ def answer(trip_id: str, text: str, nats_url: NatsUrl = None) -> None:
         async with await SkiffClient.connect(stack.resolve_nats_url(nats_url)) as client:
             await client.answer(trip_id, text)
 
-    asyncio.run(send())
+    run_client(send())
     console.print(f"answered {trip_id}")
 
 
@@ -181,7 +201,7 @@ def cancel(trip_id: str, nats_url: NatsUrl = None) -> None:
         async with await SkiffClient.connect(stack.resolve_nats_url(nats_url)) as client:
             await client.cancel(trip_id)
 
-    asyncio.run(send())
+    run_client(send())
     console.print(f"cancellation sent for {trip_id}; follow it with: skiff status {trip_id}")
 
 
@@ -222,6 +242,7 @@ def extract(
     settings = BatchSettings()
     if not local:
         url = stack.resolve_nats_url(nats_url)
+        run_client(probe(url))  # fails at once when no stack listens, rather than retrying
         rows = extract_over_nats(
             input, chosen, ref, url, engine, tiers=chosen_tiers, model=chosen_model
         )
@@ -292,23 +313,26 @@ def route(
     source = lines if lines is not None else input.open()  # type: ignore[union-attr]
 
     async def run() -> list[dict[str, Any]]:
-        client = await SkiffClient.connect(stack.resolve_nats_url(nats_url)) if llm else None
+        url = stack.resolve_nats_url(nats_url)
+        if llm:
+            await probe(url)  # fails at once when no stack listens, rather than retrying
+        connection = await stack.connect(url, identity=stack.OPERATOR) if llm else None
+        decide = routes.asking(connection) if connection is not None else None
         out = []
         try:
             for row_id, row_text, error in routes.input_rows(source):
                 if row_text is None:
                     out.append({"id": row_id, "error": error})
                     continue
-                decide = client.decide_route if client is not None else None
                 out.append(routes.line_of(
                     row_id, await routes.route_one(router, row_id, row_text, decide)
                 ))  # fmt: skip
         finally:
-            if client is not None:
-                await client.connection.close()
+            if connection is not None:
+                await connection.close()
         return out
 
-    rows = asyncio.run(run())
+    rows = run_client(run())
     text_out = "".join(json.dumps(row) + "\n" for row in rows)
     if output is None:
         sys.stdout.write(text_out)
@@ -333,7 +357,6 @@ def calibrate(
     limit: Annotated[int | None, typer.Option(help="use at most this many records")] = None,
     threads: Annotated[int, typer.Option(help="engine threads")] = 2,
     dry_run: Annotated[bool, typer.Option(help="show the sweep, change no card")] = False,
-    who: Annotated[str | None, typer.Option(help="recorded on the card (default: $USER)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
     nats_url: NatsUrl = None,
 ) -> None:
@@ -355,7 +378,7 @@ def calibrate(
     calibration = asyncio.run(
         run_calibration(input, chosen, ref, engine, card, target_accuracy, limit)
     )
-    evidence = card_calibration(calibration, input, default_who(who))
+    evidence = card_calibration(calibration, input)
     if not dry_run:
         try:
             asyncio.run(set_threshold(url, card.model_id, evidence))
@@ -386,21 +409,61 @@ def up(
         bool, typer.Option(help="the shipped adapters as champions (--no-shipped: base models)")
     ] = True,
 ) -> None:
-    """Start NATS and every service locally (state in --home)."""
-    running = stack.up(home, threads=threads, shipped=shipped)
-    console.print(f"stack up: {running.nats_url} (logs in {home}/)")
+    """Start NATS and every service locally under a supervisor that restarts whatever dies
+    (state in --home). A running stack is kept: this waits until it is ready."""
+    already = stack.running(home) is not None
+    try:
+        running = stack.up(home, threads=threads, shipped=shipped)
+    except (RuntimeError, TimeoutError) as error:
+        errors.print(f"[red]stack not ready:[/] {error}")
+        errors.print(f"see `skiff stack --home {home}` and the logs in {home}/")
+        raise typer.Exit(1) from error
+    said = "stack already running" if already else "stack up"
+    console.print(f"{said}: {running.nats_url} (logs in {home}/)")
 
 
 @app.command()
 def down(home: Home = stack.DEFAULT_HOME) -> None:
-    """Stop what `skiff up` started."""
+    """Stop everything `skiff up` started: its supervisor, the services, NATS."""
     console.print("stack down" if stack.down(home) else "no stack running")
 
 
+@app.command("stack")
+def show_stack(home: Home = stack.DEFAULT_HOME) -> None:
+    """The local stack's processes: pid, whether it runs, restarts by the supervisor, last exit.
+    Exit status 1 when no stack is recorded or its supervisor is not running."""
+    recorded = stack.Stack.load(home)
+    if recorded is None:
+        console.print("no stack running")
+        raise typer.Exit(1)
+    table = Table("process", "pid", "state", "restarts", "last exit")
+    rows = [
+        ("supervisor", recorded.supervisor_pid, None, ""),
+        ("nats-server", recorded.nats_pid, recorded.nats_restarts, recorded.nats_last_exit),
+        *((s.name, s.pid, s.restarts, s.last_exit) for s in recorded.services),
+    ]
+    for name, pid, restarts, last_exit in rows:
+        state = "[green]up[/]" if stack.alive(pid) else "[red]down[/]"
+        shown = "" if restarts is None else str(restarts)
+        table.add_row(name, str(pid or "-"), state, shown, last_exit)
+    console.print(f"stack at {recorded.nats_url} (state and logs in {home}/)")
+    console.print(table)
+    if not stack.alive(recorded.supervisor_pid):
+        console.print("[red]its supervisor is not running:[/] `skiff up` starts it again")
+        raise typer.Exit(1)
+
+
 @streams_app.command("apply")
-def streams_apply(nats_url: NatsUrl = None) -> None:
-    """Create or update every stream, consumer and KV bucket (idempotent)."""
-    for line in asyncio.run(stack.provision(stack.resolve_nats_url(nats_url))):
+def streams_apply(
+    nats_url: NatsUrl = None,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=5, help="copies of each stream and bucket: the cluster's size")
+    ] = 1,
+) -> None:
+    """Create or update every stream, consumer and KV bucket (idempotent), as `admin`."""
+    url = stack.resolve_nats_url(nats_url)
+    run_client(probe(url))  # fails at once when no stack listens, rather than retrying
+    for line in asyncio.run(stack.provision(url, replicas=replicas)):
         console.print(line)
 
 
@@ -417,7 +480,7 @@ def demo(
         try:
             console.print(f"[bold]trip:[/] {text}")
             request = TripRequest(text=text)
-            code = asyncio.run(follow_trip(running.nats_url, request, False, 600.0))
+            code = asyncio.run(follow_trip(running.nats_url, request, False, 600.0, home))
         finally:
             stack.down(home)
     sys.exit(code)

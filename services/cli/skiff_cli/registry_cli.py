@@ -63,7 +63,6 @@ NatsUrl = Annotated[
     typer.Option(help="NATS URL (default: $SKIFF_NATS_URL, the local stack, or localhost)"),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="the registry's reply as JSON")]
-Who = Annotated[str | None, typer.Option(help="who makes the change (default: $USER)")]
 Reason = Annotated[str, typer.Option("--reason", help="why: recorded in the alias history")]
 
 
@@ -82,19 +81,25 @@ def default_who(who: str | None) -> str:
 class RegistryApi:
     """The registry's request/reply API over one NATS connection."""
 
-    def __init__(self, connection: Client, timeout_s: float = 5.0) -> None:
+    def __init__(self, connection: Client, caller: str, timeout_s: float = 5.0) -> None:
+        """`caller`: the identity `connection` authenticated as (the registry's `who`)."""
         self.connection = connection
+        self.caller = caller
         self.timeout_s = timeout_s
 
     @classmethod
-    async def connect(cls, url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> RegistryApi:
-        """Connect as the CLI; a server that does not answer in `timeout_s` is unavailable
-        (the connection itself would keep trying forever)."""
+    async def connect(
+        cls, url: str, timeout_s: float = CONNECT_TIMEOUT_S, identity: str = stack.OPERATOR
+    ) -> RegistryApi:
+        """Connect as `identity` (the operator, or the flywheel for the conversion loop); a
+        server that does not answer in `timeout_s` is unavailable (the connection itself would
+        keep trying forever)."""
         quiet = logging.getLogger("nats.aio.client")
         level = quiet.level
         quiet.setLevel(logging.CRITICAL)  # each failed attempt would log a traceback
         try:
-            return cls(await asyncio.wait_for(stack.connect(url), timeout_s))
+            connection = await asyncio.wait_for(stack.connect(url, identity=identity), timeout_s)
+            return cls(connection, stack.acting_as(identity))
         except TimeoutError as error:
             raise RegistryUnavailable(f"no NATS server answers at {url}") from error
         finally:
@@ -113,14 +118,13 @@ class RegistryApi:
 
     async def ask(self, request: BaseModel) -> Any:
         operation = str(getattr(request, "kind", ""))
+        subject = subjects.registry(operation, self.caller)
         try:
             reply = await self.connection.request(
-                subjects.registry(operation),
-                request.model_dump_json().encode(),
-                timeout=self.timeout_s,
+                subject, request.model_dump_json().encode(), timeout=self.timeout_s
             )
         except (NoRespondersError, NatsTimeout) as error:
-            raise RegistryUnavailable(f"no answer on {subjects.registry(operation)}") from error
+            raise RegistryUnavailable(f"no answer on {subject}") from error
         return REGISTRY_REPLY.validate_json(reply.data)
 
     async def resolve(self, model: str) -> str:
@@ -344,41 +348,34 @@ def promote(
     share: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="a canary's share of trips")
     ] = None,
-    who: Who = None,
     as_json: AsJson = False,
     nats_url: NatsUrl = None,
 ) -> None:
     """Move a version to shadow, canary or champion (the champion it replaces stays warm as
-    the challenger)."""
+    the challenger). The history records the identity that asked (`operator`)."""
 
     async def work(api: RegistryApi) -> Any:
         model_id = await api.resolve(model)
-        request = Promote(
-            model_id=model_id, to=to, who=default_who(who), why=reason, canary_share=share
-        )
+        request = Promote(model_id=model_id, to=to, why=reason, canary_share=share)
         return await api.ask(request)
 
     finish(run(nats_url, work), as_json, show_ack)
 
 
 @registry_app.command()
-def rollback(
-    task: str, reason: Reason, who: Who = None, as_json: AsJson = False, nats_url: NatsUrl = None
-) -> None:
+def rollback(task: str, reason: Reason, as_json: AsJson = False, nats_url: NatsUrl = None) -> None:
     """Restore the task's previous champion."""
-    request = Rollback(task=task, who=default_who(who), why=reason)
+    request = Rollback(task=task, why=reason)
     finish(run(nats_url, lambda api: api.ask(request)), as_json, show_ack)
 
 
 @registry_app.command()
-def retire(
-    model: str, reason: Reason, who: Who = None, as_json: AsJson = False, nats_url: NatsUrl = None
-) -> None:
+def retire(model: str, reason: Reason, as_json: AsJson = False, nats_url: NatsUrl = None) -> None:
     """Retire a version for good: it leaves every alias and gets no more work."""
 
     async def work(api: RegistryApi) -> Any:
         model_id = await api.resolve(model)
-        return await api.ask(Retire(model_id=model_id, who=default_who(who), why=reason))
+        return await api.ask(Retire(model_id=model_id, why=reason))
 
     finish(run(nats_url, work), as_json, show_ack)
 

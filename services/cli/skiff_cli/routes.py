@@ -14,11 +14,27 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+from nats.aio.client import Client
+
+from skiff_contracts import subjects
 from skiff_contracts.messages import RouteAnswer, RouteQuery
 from skiff_extraction.llm_routing import after_llm
 from skiff_extraction.router import Route, Router
 
 Decide = Callable[[RouteQuery], Awaitable[RouteAnswer]]
+ROUTE_TIMEOUT_S = 45.0
+
+
+def asking(connection: Client) -> Decide:
+    """The LLM tier's checked decision on a route, over `connection` (the operator's)."""
+
+    async def decide(query: RouteQuery) -> RouteAnswer:
+        reply = await connection.request(
+            subjects.LLM_ROUTE, query.model_dump_json().encode(), timeout=ROUTE_TIMEOUT_S
+        )
+        return RouteAnswer.model_validate_json(reply.data)
+
+    return decide
 
 
 def input_rows(lines: Iterable[str]) -> Iterator[tuple[str, str | None, str | None]]:

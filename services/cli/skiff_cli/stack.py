@@ -5,8 +5,10 @@ stand-in LLM server started with the stack: the bundled SmolLM2 behind llama-cpp
 OpenAI-compatible server (`skiff_extraction.llm_tier`; not a large model, see there).
 
 State lives in one directory (default `.skiff/`): the NATS store, each process's log, and
-a `stack.json` naming the PIDs and the NATS URL so `skiff down` can stop what `skiff up`
-started. NATS runs with the least-privilege users of `skiff_runtime.permissions`: each service
+a `stack.json` naming the NATS URL and every PID, with each process's restart count, so
+`skiff down` can stop what `skiff up` started. A supervisor (`skiff_cli.supervisor`) owns the
+processes and restarts whichever dies. NATS runs with the least-privilege users of
+`skiff_runtime.permissions`: each service
 connects as its own identity, provisioning runs as `admin`, and connections without
 credentials (the `skiff` CLI) act as `cli`. The passwords are generated once and kept, with
 the rendered `nats.conf`, readable only by their owner (0600).
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,9 +41,10 @@ from skiff_extraction.calibration import BUNDLED_MODEL_NAME, BUNDLED_MODEL_VERSI
 from skiff_extraction.llm_tier import STANDIN_MODULE, standin_args, standin_command
 from skiff_inference.model_files import bundled_model_path
 from skiff_runtime.broker import connect as runtime_connect
+from skiff_runtime.broker import servers
 from skiff_runtime.jetstream import LAYOUT, apply_layout, version_consumer
 from skiff_runtime.jetstream import wait_until_consuming as runtime_wait
-from skiff_runtime.nats_server import NatsServer, free_port
+from skiff_runtime.nats_server import free_port
 from skiff_runtime.permissions import (
     BY_NAME,
     generate_passwords,
@@ -54,10 +57,17 @@ from skiff_runtime.settings import ServiceSettings
 if TYPE_CHECKING:
     from skiff_cli.champions import Installed
 
-DEFAULT_HOME = Path(".skiff")
+
+def default_home() -> Path:
+    """Where the local stack keeps its state, logs and passwords: `$SKIFF_HOME`, else `.skiff`."""
+    return Path(os.environ.get("SKIFF_HOME", ".skiff"))
+
+
+DEFAULT_HOME = default_home()
 ADMIN = "admin"
 FLYWHEEL = "flywheel"  # registers and promotes the shipped champions
-CLI = "cli"  # what a connection without credentials (the `skiff` CLI) may do
+CLI = "cli"  # the client identity of the `skiff` CLI's trips
+OPERATOR = "operator"  # the `skiff` CLI's registry changes, and extraction and routes over NATS
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class ServiceProcess:
     args: list[str] = field(default_factory=list)
     nats: bool = True  # connects to NATS as the identity `name` (the LLM server does not)
     metrics_port: int = field(default_factory=free_port)  # /healthz, /readyz, /metrics
+    restarts: int = 0  # by the supervisor since it started
+    last_exit: str = ""  # how it last ended ("SIGKILL at 12:03:04"); "" if it never did
 
 
 @dataclass
@@ -85,19 +97,30 @@ class Stack:
     nats_url: str = ""
     nats_pid: int | None = None
     services: list[ServiceProcess] = field(default_factory=list)
+    supervisor_pid: int | None = None  # recorded by the supervisor as it starts
+    nats_restarts: int = 0
+    nats_last_exit: str = ""
 
     @property
     def state_file(self) -> Path:
         return self.home / "stack.json"
 
     def save(self) -> None:
+        """Write stack.json whole or not at all (a temporary file renamed over it): commands
+        read it while the supervisor rewrites it."""
         self.home.mkdir(parents=True, exist_ok=True)
         state = {
             "nats_url": self.nats_url,
             "nats_pid": self.nats_pid,
             "services": [asdict(s) for s in self.services],
+            "supervisor_pid": self.supervisor_pid,
+            "nats_restarts": self.nats_restarts,
+            "nats_last_exit": self.nats_last_exit,
         }
-        self.state_file.write_text(json.dumps(state, indent=2))
+        fd, temporary = tempfile.mkstemp(dir=self.home, prefix=".stack-", suffix=".json")
+        with os.fdopen(fd, "w") as file:
+            json.dump(state, file, indent=2)
+        os.replace(temporary, self.state_file)
 
     @classmethod
     def load(cls, home: Path) -> Stack | None:
@@ -106,7 +129,10 @@ class Stack:
             return None
         state = json.loads(path.read_text())
         services = [ServiceProcess(**s) for s in state["services"]]
-        return cls(home, state["nats_url"], state["nats_pid"], services)
+        return cls(
+            home, state["nats_url"], state["nats_pid"], services, state.get("supervisor_pid"),
+            state.get("nats_restarts", 0), state.get("nats_last_exit", ""),
+        )  # fmt: skip
 
 
 def llm_services(threads: int, llm_url: str | None = None) -> list[ServiceProcess]:
@@ -176,26 +202,41 @@ def secure_nats_config(home: Path, passwords: dict[str, str]) -> Path:
     """Render the least-privilege nats.conf for the local stack (0600; store dir from NatsServer).
     Every identity reads replies only in its own inbox (`_INBOX.<identity>.>`)."""
     config = home / "nats.conf"
-    rendered = render_config(passwords, store_dir=None, no_auth_user=CLI, private_inboxes=True)
+    rendered = render_config(passwords, store_dir=None, private_inboxes=True)
     write_private(config, rendered)
     return config
 
 
-async def connect(nats_url: str, auth: NatsAuth | None = None) -> Client:
-    """Connect as `auth`, else as the `SKIFF_NATS_CREDS`/`_USER`/`_PASSWORD` env, else as `cli`
-    (the identity a connection without credentials gets on the local stack)."""
+def acting_as(identity: str) -> str:
+    """The identity a command acts as: `$SKIFF_NATS_USER` when set, else `identity`."""
+    return ServiceSettings().nats_user or identity
+
+
+async def connect(
+    nats_url: str, auth: NatsAuth | None = None, identity: str = CLI, home: Path | None = None
+) -> Client:
+    """Connect as `auth`, else with the `SKIFF_NATS_CREDS`/`_USER`/`_PASSWORD` environment,
+    else as `identity` with the password the local stack in `home` (`default_home()`) keeps
+    for it. A Skiff stack refuses a connection without credentials."""
+    settings = ServiceSettings(nats_url=nats_url)
+    from_env = settings.nats_user is not None or settings.nats_creds is not None
+    stored = stored_password(home or default_home(), identity)
+    if auth is None and not from_env and stored is not None:
+        auth = NatsAuth(identity, stored)
     if auth is not None:
         return await nats.connect(
-            nats_url, user=auth.user, password=auth.password, inbox_prefix=inbox_prefix(auth.user)
-        )
-    return await runtime_connect(ServiceSettings(nats_url=nats_url), CLI, "skiff")
+            servers(nats_url), user=auth.user, password=auth.password,
+            inbox_prefix=inbox_prefix(auth.user),
+        )  # fmt: skip
+    return await runtime_connect(settings, identity, "skiff")
 
 
-async def provision(nats_url: str, auth: NatsAuth | None = None) -> list[str]:
-    """`skiff streams apply`: create or update every stream, consumer and bucket (as admin)."""
-    connection = await connect(nats_url, auth)
+async def provision(nats_url: str, auth: NatsAuth | None = None, *, replicas: int = 1) -> list[str]:
+    """`skiff streams apply`: create or update every stream, consumer and bucket (as admin),
+    each with `replicas` copies (3 on a three-node cluster)."""
+    connection = await connect(nats_url, auth, identity=ADMIN)
     try:
-        return await apply_layout(connection.jetstream())
+        return await apply_layout(connection.jetstream(), replicas=replicas)
     finally:
         await connection.close()
 
@@ -228,8 +269,9 @@ async def wait_until_consuming(
         await connection.close()
 
 
-def start_service(stack: Stack, service: ServiceProcess) -> None:
-    """Start one service as its own NATS identity (the password is never saved in stack.json)."""
+def start_service(stack: Stack, service: ServiceProcess) -> subprocess.Popen[bytes]:
+    """Start one service as its own NATS identity (the password is never saved in stack.json),
+    in its own session: a signal to its process group reaches it and its children only."""
     env = {
         **os.environ, "SKIFF_NATS_URL": stack.nats_url, "SKIFF_LOG_FORMAT": "json",
         "SKIFF_METRICS_PORT": str(service.metrics_port),
@@ -238,15 +280,17 @@ def start_service(stack: Stack, service: ServiceProcess) -> None:
         env["SKIFF_NATS_USER"] = service.name
         env["SKIFF_NATS_PASSWORD"] = local_passwords(stack.home)[service.name]
     env |= service.env
-    log = (stack.home / f"{service.name}.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", service.module, *service.args],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (stack.home / f"{service.name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", service.module, *service.args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     service.pid = process.pid
+    return process
 
 
 def up(
@@ -256,30 +300,34 @@ def up(
     ready_timeout_s: float = 180.0,
     shipped: bool = True,
 ) -> Stack:
-    """Start NATS (file store under `home`), provision JetStream, start every service, and
-    (unless not `shipped`) make the shipped adapters the champions."""
-    if (existing := Stack.load(home)) is not None and alive(existing.nats_pid):
-        raise RuntimeError(f"a stack is already running from {home} ({existing.nats_url})")
+    """The stack in `home`, ready: its supervisor (`skiff_cli.supervisor`) starts NATS (file
+    store under `home`), provisions JetStream and starts every service; ready once each
+    consumes and (unless not `shipped`) the shipped adapters are the champions.
+
+    Idempotent: a stack whose supervisor runs is kept (the supervisor restarts whatever of it
+    died) and returned once ready. What a dead supervisor left running is stopped first, and
+    the new stack keeps the NATS port and store."""
+    from skiff_cli.supervisor import ensure  # it imports this module
+
+    stack, started = ensure(home, default_services(threads, home))
     passwords = local_passwords(home)
-    config = secure_nats_config(home, passwords)
-    server = NatsServer(store_dir=home / "nats", config_file=config).start()
-    assert server.process is not None
-    stack = Stack(home, server.url, server.process.pid, default_services(threads, home))
-    stack.save()
     admin = NatsAuth(ADMIN, passwords[ADMIN])
-    asyncio.run(provision(stack.nats_url, admin))
-    for service in stack.services:
-        start_service(stack, service)
-    stack.save()
     try:
         asyncio.run(wait_until_consuming(stack.nats_url, ready_timeout_s, admin))
-        if shipped:
+        if started and shipped:
             flywheel = NatsAuth(FLYWHEEL, passwords[FLYWHEEL])
             asyncio.run(install_champions(stack.nats_url, flywheel, admin, ready_timeout_s))
     except BaseException:
-        down(home)
+        if started:  # a stack that never got ready is not left half-running
+            down(home)
         raise
-    return stack
+    return Stack.load(home) or stack
+
+
+def running(home: Path = DEFAULT_HOME) -> Stack | None:
+    """The stack recorded in `home` if its supervisor runs."""
+    stack = Stack.load(home)
+    return stack if stack is not None and alive(stack.supervisor_pid) else None
 
 
 async def install_champions(
@@ -292,7 +340,7 @@ async def install_champions(
 
     connection = await connect(nats_url, flywheel)
     try:
-        installed = await install(RegistryApi(connection))
+        installed = await install(RegistryApi(connection, flywheel.user))
     finally:
         await connection.close()
     consumers = [
@@ -319,7 +367,8 @@ def resolve_nats_url(option: str | None, home: Path = DEFAULT_HOME) -> str:
 
 def alive(pid: int | None) -> bool:
     """Whether `pid` runs. A process this one started and that exited is reaped here: until
-    then it is a zombie, which `kill(pid, 0)` would still report as alive."""
+    then it is a zombie, which `kill(pid, 0)` would still report as alive. So is an orphan
+    whose new parent never reaps it, hence the look at its state."""
     if pid is None:
         return False
     with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
@@ -330,31 +379,61 @@ def alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    except PermissionError:  # someone else's process
+        return True
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """Whether `pid` exited and waits to be reaped (Linux's /proc; False where there is none)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # the state follows "(command)"
+
+
+def signal_group(pid: int, signum: signal.Signals) -> None:
+    """`signum` to the process group `pid` leads (every stack process starts its own session),
+    else to `pid` alone: never to the group of whoever started it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+
+
+def stop_pids(pids: Iterable[int | None], timeout_s: float = 20.0) -> None:
+    """Stop these processes together: SIGTERM to each one's group, SIGKILL to what still runs
+    after `timeout_s`; returns once all are gone (or a few seconds after the SIGKILL)."""
+    left = [pid for pid in pids if pid is not None and alive(pid)]
+    for pid in left:
+        signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while (left := [pid for pid in left if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while (left := [pid for pid in left if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def stop_pid(pid: int | None, timeout_s: float = 20.0) -> None:
-    if not alive(pid):
-        return
-    assert pid is not None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        with contextlib.suppress(ChildProcessError):  # reap our children: no zombies
-            os.waitpid(pid, os.WNOHANG)
-    if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    stop_pids([pid], timeout_s)
 
 
 def down(home: Path = DEFAULT_HOME) -> bool:
-    """Stop every service, then NATS. False when no stack was recorded."""
+    """Stop every process of the stack, whatever its state: the supervisor first (it stops what
+    it runs, and nothing is restarted after), then what it left running (services, then NATS:
+    also the processes of a supervisor that had died). False when no stack was recorded."""
     stack = Stack.load(home)
     if stack is None:
         return False
-    for service in stack.services:
-        stop_pid(service.pid)
-    stop_pid(stack.nats_pid)
+    stop_pids([stack.supervisor_pid], timeout_s=60.0)
+    stack = Stack.load(home) or stack  # the pids as the supervisor last recorded them
+    stop_pids([service.pid for service in stack.services])
+    stop_pids([stack.nats_pid])
     stack.state_file.unlink(missing_ok=True)
     return True
 

@@ -3,6 +3,8 @@
 
 Routing decisions the planner's router was unsure of arrive on `llm.route` (request/reply,
 queue group `llm-worker`): the tier answers with checked labels and records the call.
+`skiff extract --tiers slm+llm` over NATS asks on `extract.llm` (request/reply): the answer
+goes back to the asker only.
 
 The call records go out before the reply: when the planner accepts an answer, the record of
 the call it came from is already on the log. Both carry deterministic `Nats-Msg-Id`s, so a
@@ -20,7 +22,15 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from skiff_contracts import subjects
-from skiff_contracts.messages import TASK, Failed, RouteAnswer, RouteQuery, WorkerReply
+from skiff_contracts.messages import (
+    TASK,
+    Failed,
+    ResolveTask,
+    RouteAnswer,
+    RouteQuery,
+    WorkerReply,
+    replying_to,
+)
 from skiff_contracts.problems import validation_problems
 from skiff_contracts.registry import CallRecord
 from skiff_flywheel.call_records import work_of
@@ -38,10 +48,12 @@ SERVICE = "llm-worker"
 log = structlog.get_logger()
 
 
-async def publish_reply(broker: NatsBroker, reply: WorkerReply, msg_id: str) -> None:
+async def publish_reply(broker: NatsBroker, reply: WorkerReply, command_id: str) -> None:
+    """The reply to the command `command_id`, which it names (the planner takes no other)."""
     await publish_durably(
-        broker, reply, subjects.RESULT_LLM, stream=subjects.STREAM_RESULTS, msg_id=msg_id
-    )
+        broker, replying_to(reply, command_id), subjects.RESULT_LLM,
+        stream=subjects.STREAM_RESULTS, msg_id=f"{command_id}:result",
+    )  # fmt: skip
 
 
 async def reply_to_malformed(broker: NatsBroker, body: bytes, error: ValidationError) -> None:
@@ -55,7 +67,7 @@ async def reply_to_malformed(broker: NatsBroker, body: bytes, error: ValidationE
     failed = Failed(
         trip_id=trip_id, step=step, reason="malformed_command", errors=validation_problems(error)
     )
-    await publish_reply(broker, failed, f"{message_id}:result")
+    await publish_reply(broker, failed, message_id)
 
 
 async def publish_record(broker: NatsBroker, record: CallRecord) -> None:
@@ -94,11 +106,28 @@ def create_app(settings: LlmWorkerSettings, worker: LlmWorker) -> tuple[FastStre
                     metrics.model_call(call)
                 for record in handled.records:
                     await publish_record(broker, record)
-                await publish_reply(broker, reply, f"{task.message_id}:result")
+                await publish_reply(broker, reply, task.message_id)
 
         # settle acks after the reply is stored, sends in_progress while the model works,
         # paces retries of failures and dead-letters after max_deliver.
         await settle(broker, message, LLM_WORKER, work)
+
+    @broker.subscriber(subjects.extract("llm"), queue=subjects.LLM_ROUTE_QUEUE)
+    async def on_resolve_request(message: NatsMessage) -> bytes:
+        """`skiff extract --tiers slm+llm` over NATS: the answer goes back to the asker only."""
+        try:
+            task = ResolveTask.model_validate_json(message.body)
+        except ValidationError as error:
+            refused = Failed(trip_id="", step="", reason="malformed_command",
+                             errors=validation_problems(error))  # fmt: skip
+            return refused.model_dump_json().encode()
+        with trip_context(task.trip_id, domain=task.domain, step=task.step):
+            handled = await worker.handle(task)
+            if (call := getattr(handled.reply, "call", None)) is not None:
+                metrics.model_call(call)
+            for record in handled.records:
+                await publish_record(broker, record)
+        return replying_to(handled.reply, task.message_id).model_dump_json().encode()
 
     @broker.subscriber(subjects.LLM_ROUTE, queue=subjects.LLM_ROUTE_QUEUE)
     async def on_route(message: NatsMessage) -> bytes:

@@ -64,18 +64,18 @@ class KvSagaStore:
 
 
 class JetStreamBus:
-    """Events to `trip.events.<id>`, commands to `task.<domain>.<op>`, accepted answers to the
-    call log (`calls.<domain>`), each with its message id."""
+    """Events to `trip.events.<owner>.<id>`, commands to `task.<domain>.<op>`, accepted answers
+    to the call log (`calls.<domain>`), each with its message id."""
 
     def __init__(self, broker: NatsBroker) -> None:
         self.broker = broker
 
-    async def publish(self, item: Outgoing) -> None:
+    async def publish(self, item: Outgoing, owner: str) -> None:
         if isinstance(item, AnswerAccepted | CallRecord):
             subject = subjects.calls(item.task.split(".", 1)[0])
             stream = subjects.STREAM_CALLS
         elif isinstance(item, EventBase):
-            subject = subjects.trip_events(item.trip_id)
+            subject = subjects.trip_events(owner, item.trip_id)
             stream = subjects.STREAM_TRIP_EVENTS
         elif isinstance(item, ResolveTask):
             subject = subjects.TASK_LLM_RESOLVE

@@ -14,8 +14,15 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from skiff_contracts import subjects
-from skiff_contracts.messages import USER_INPUT, WORKER_RESULT, SubmitRejected, TripRequest
-from skiff_contracts.problems import validation_problems
+from skiff_contracts.messages import (
+    SUBMIT_UNAVAILABLE,
+    USER_INPUT,
+    WORKER_RESULT,
+    SubmitRejected,
+    TripRequest,
+)
+from skiff_contracts.problems import Problem, validation_problems
+from skiff_contracts.saga import TripStatus, TripStatusQuery
 from skiff_extraction.router import Router, SlmRouter
 from skiff_planner.adapters import (
     JetStreamBus,
@@ -33,6 +40,11 @@ from skiff_runtime.jetstream import PLANNER_INPUT, PLANNER_RESULTS
 from skiff_runtime.telemetry import trip_context
 
 log = structlog.get_logger()
+
+UNAVAILABLE = Problem(
+    code=SUBMIT_UNAVAILABLE, message="the trip could not be stored now; the same request again "
+    "(same client_request_id) is safe",
+)  # fmt: skip
 
 
 @dataclass
@@ -53,8 +65,10 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
     broker = make_broker(settings, "planner")
     runtime = PlannerRuntime()
 
-    @broker.subscriber(subjects.TRIP_SUBMIT, queue="planner")
+    @broker.subscriber(subjects.TRIP_SUBMIT_ALL, queue="planner")
     async def on_submit(message: NatsMessage) -> bytes:
+        """`trip.submit.<owner>`: NATS lets each client publish under its own name only."""
+        owner = subjects.token(message.raw_message.subject, -1)
         try:
             request = TripRequest.model_validate_json(message.body)
         except ValidationError as error:
@@ -62,8 +76,23 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
             log.info("submission rejected", errors=len(rejected.errors))
             return rejected.model_dump_json().encode()
         with trip_context(request.trip_id):
-            accepted = await runtime.require().submit(request)
+            try:
+                accepted = await runtime.require().submit(request, owner)
+            except Exception as error:  # a stream without a leader yet, a dropped connection
+                log.warning("submission not stored; the client retries", error=repr(error))
+                return SubmitRejected(errors=(UNAVAILABLE,)).model_dump_json().encode()
         return accepted.model_dump_json().encode()
+
+    @broker.subscriber(subjects.TRIP_STATUS_ALL, queue="planner")
+    async def on_status(message: NatsMessage) -> bytes:
+        """`trip.status.<owner>`: one of the owner's trips, never another's."""
+        owner = subjects.token(message.raw_message.subject, -1)
+        try:
+            query = TripStatusQuery.model_validate_json(message.body)
+        except ValidationError:
+            return TripStatus(trip_id="").model_dump_json().encode()
+        record = await runtime.require().status(query.trip_id, owner)
+        return TripStatus(trip_id=query.trip_id, record=record).model_dump_json().encode()
 
     @broker.subscriber(
         subjects.RESULTS_ALL,
@@ -98,10 +127,12 @@ def create_app(settings: PlannerSettings, router: Router) -> tuple[FastStream, N
                 user = USER_INPUT.validate_json(message.body)
             except ValidationError as error:
                 raise PoisonMessage(f"not a user input: {error.error_count()} errors") from error
-            if message.raw_message.subject != subjects.trip_input(user.trip_id):
+            subject = message.raw_message.subject
+            owner = subjects.token(subject, -2)  # trip.input.<owner>.<trip_id>
+            if subject != subjects.trip_input(owner, user.trip_id):
                 raise PoisonMessage("a trip's input must arrive on that trip's subject")
             with trip_context(user.trip_id):
-                await runtime.require().on_user(user)
+                await runtime.require().on_user(user, owner)
 
         await settle(broker, message, PLANNER_INPUT, work)
 

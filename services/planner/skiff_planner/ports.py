@@ -31,8 +31,9 @@ class RegistryView(Protocol):
 
 
 class Bus(Protocol):
-    async def publish(self, item: Outgoing) -> None:
-        """Publish an event or command durably, de-duplicated by its message id."""
+    async def publish(self, item: Outgoing, owner: str) -> None:
+        """Publish an event or command durably, de-duplicated by its message id (events go
+        to the subjects of the trip's `owner`)."""
 
 
 class RouteEscalation(Protocol):

@@ -13,13 +13,28 @@ import structlog
 
 from skiff_contracts.base import utc_now
 from skiff_contracts.events import StepChanged, TripFinished
-from skiff_contracts.messages import TripAccepted, TripAnswer, TripCancel, TripRequest, WorkerReply
+from skiff_contracts.messages import (
+    SubmitConflict,
+    TripAccepted,
+    TripAnswer,
+    TripCancel,
+    TripRequest,
+    WorkerReply,
+)
 from skiff_contracts.saga import Outgoing, SagaRecord
 from skiff_extraction.router import Router
 from skiff_planner.ports import Bus, RegistryView, RevisionConflict, RouteEscalation, SagaStore
 from skiff_planner.routers import Routed, RouterVersions, route_trip, version_loader
 from skiff_planner.routing import assign
-from skiff_planner.transitions import Policy, begin, on_result, on_tick, on_user, replan
+from skiff_planner.transitions import (
+    Policy,
+    begin,
+    foreign,
+    on_result,
+    on_tick,
+    on_user,
+    replan,
+)
 from skiff_runtime.metrics import Metrics, process_metrics
 
 log = structlog.get_logger()
@@ -65,32 +80,75 @@ class Planner:
         self.clock = clock
         self.metrics = metrics if metrics is not None else process_metrics()
 
-    async def submit(self, request: TripRequest) -> TripAccepted:
-        """Create the trip (once per client_request_id) and dispatch its first steps."""
-        if await self.store.load(request.trip_id) is not None:
-            log.info("duplicate submission", trip_id=request.trip_id)
-            return TripAccepted(trip_id=request.trip_id, duplicate=True)
+    async def submit(self, request: TripRequest, owner: str) -> TripAccepted | SubmitConflict:
+        """Create `owner`'s trip (once per client_request_id) and dispatch its first steps.
+        The same id again is the same trip; with another text, or from another owner, it is
+        a conflict and creates nothing."""
+        if (loaded := await self.store.load(request.trip_id)) is not None:
+            return self._again(loaded[0], request, owner)
         routed = await self._route(request.trip_id, request.text, attempt=0)
         snapshot = self.registry.snapshot()
         assignments = {d: assign(snapshot, request.trip_id, d) for d in routed.route.domains}
         record = begin(
-            request, routed.route, assignments, self.clock(), self.policy, routed.records
-        )
+            request, routed.route, assignments, self.clock(), self.policy, routed.records,
+            owner=owner,
+        )  # fmt: skip
         revision = await self.store.create(record)
         if revision is None:
-            log.info("duplicate submission", trip_id=record.trip_id)
-            return TripAccepted(trip_id=record.trip_id, duplicate=True)
+            loaded = await self.store.load(record.trip_id)
+            assert loaded is not None  # created by a concurrent submission; never deleted
+            return self._again(loaded[0], request, owner)
         log.info("trip accepted", trip_id=record.trip_id, domains=record.domains)
         await self._flush(record, revision)
         return TripAccepted(trip_id=record.trip_id, duplicate=False)
 
+    def _again(
+        self, record: SagaRecord, request: TripRequest, owner: str
+    ) -> TripAccepted | SubmitConflict:
+        """A submission of a client_request_id that already made a trip."""
+        if record.owner != owner:
+            self.metrics.refused("foreign_submission")
+            log.warning("submission reuses another owner's request id", trip_id=record.trip_id)
+            return SubmitConflict(
+                trip_id=record.trip_id, message="this client_request_id is already in use"
+            )
+        if record.request.text != request.text:
+            log.info("request id reused with another text", trip_id=record.trip_id)
+            return SubmitConflict(
+                trip_id=record.trip_id,
+                message="this client_request_id was submitted with another text; "
+                "use a new id for a new trip",
+            )
+        log.info("duplicate submission", trip_id=record.trip_id)
+        return TripAccepted(trip_id=record.trip_id, duplicate=True)
+
+    async def status(self, trip_id: str, owner: str) -> SagaRecord | None:
+        """`owner`'s trip record; None when there is none (another owner's trip included)."""
+        loaded = await self.store.load(trip_id)
+        if loaded is None or loaded[0].owner != owner:
+            return None
+        return loaded[0]
+
     async def on_result(self, result: WorkerReply) -> None:
+        loaded = await self.store.load(result.trip_id)
+        if loaded is not None and foreign(loaded[0], result):
+            self.metrics.refused("foreign_reply")
+            log.warning(
+                "reply to a command this trip did not send last: dropped",
+                trip_id=result.trip_id, step=result.step, command_id=result.command_id,
+            )  # fmt: skip
+            return
         await self._change(
             result.trip_id, lambda r: on_result(r, result, self.clock(), self.policy)
         )
 
-    async def on_user(self, message: TripAnswer | TripCancel) -> None:
+    async def on_user(self, message: TripAnswer | TripCancel, owner: str) -> None:
+        """The user's answer or cancel, from `owner`: another owner's is dropped."""
         loaded = await self.store.load(message.trip_id)
+        if loaded is not None and loaded[0].owner != owner:
+            self.metrics.refused("foreign_input")
+            log.warning("input for another owner's trip: dropped", trip_id=message.trip_id)
+            return
         if (
             isinstance(message, TripAnswer)
             and loaded is not None
@@ -157,7 +215,7 @@ class Planner:
             return
         sent = set()
         for item in record.outbox:
-            await self.bus.publish(item)
+            await self.bus.publish(item, record.owner)
             sent.add(item.message_id)
             self._count(item)
         for _ in range(MAX_CAS_ATTEMPTS):

@@ -173,7 +173,7 @@ class Change:
         }.get(step.operation, self.policy.booking_timeout)
         self.put(step.model_copy(update={
             "status": "dispatched", "dispatched_at": self.now, "deadline": self.now + timeout,
-            "retry_at": None,
+            "retry_at": None, "command_id": task.message_id,
         }))  # fmt: skip
         self.outbox.append(task)
 
@@ -409,10 +409,12 @@ def accounting(change: Change) -> Accounting:
     )  # fmt: skip
 
 
-def compensate(change: Change, reason: str, *, cancelled: bool = False) -> None:
+def compensate(
+    change: Change, reason: str, *, cancelled: bool = False, errors: tuple[Problem, ...] = ()
+) -> None:
     """Release every hold ever asked for, newest first; with none, the trip simply ends."""
     if not change.get("compensations"):
-        finish(change, "cancelled" if cancelled else "failed", reason)
+        finish(change, "cancelled" if cancelled else "failed", reason, errors=errors)
         return
     change.move(
         "compensating", reason=reason, question=None, deadline=None, cancel_requested=cancelled
@@ -442,10 +444,12 @@ def begin(
     now: datetime,
     policy: Policy,
     routing: Sequence[CallRecord] = (),
+    *,
+    owner: str = "",
 ) -> SagaRecord:
-    """A new trip: received, then planned by its route (`plan`). `routing` are the records of
-    the routing decision, for the call log."""
-    record = SagaRecord(trip_id=request.trip_id, request=request, created_at=now)
+    """A new trip of `owner`'s: received, then planned by its route (`plan`). `routing` are
+    the records of the routing decision, for the call log."""
+    record = SagaRecord(trip_id=request.trip_id, request=request, owner=owner, created_at=now)
     return _planned(record, route, assignments, now, policy, routing, received=True)
 
 
@@ -523,13 +527,22 @@ def plan(change: Change, route: Route, assignments: Mapping[Domain, Assignment])
     advance(change)  # domains without a champion go to the LLM tier at once
 
 
+def foreign(record: SagaRecord, result: WorkerReply) -> bool:
+    """A reply to a command this trip never sent (or not its last one for the step): a forged
+    or misdirected reply, or one to an earlier attempt. It must change nothing."""
+    step = record.steps.get(result.step)
+    return step is not None and result.command_id != step.command_id
+
+
 def on_result(record: SagaRecord, result: WorkerReply, now: datetime, policy: Policy) -> SagaRecord:
-    """A worker replied. Replies nobody waits for (late, duplicate, stray) change nothing."""
+    """A worker replied. Replies nobody waits for (late, duplicate, stray, or to a command
+    this trip did not send last) change nothing."""
     step = record.steps.get(result.step)
     if (
         record.terminal
         or step is None
         or step.status != "dispatched"
+        or foreign(record, result)
         or not isinstance(result, REPLY_KINDS[step.operation])
         or (isinstance(result, Held | Cancelled) and result.hold_key != step.hold_key)
     ):
@@ -622,8 +635,11 @@ def on_tick(record: SagaRecord, now: datetime, policy: Policy) -> SagaRecord:
         due_retry = step.status == "pending" and step.retry_at is not None and step.retry_at <= now
         overdue = step.status == "dispatched" and step.deadline is not None and step.deadline <= now
         if overdue and step.operation in ("extract", "resolve"):
-            problem = Problem(code="timeout", message=f"no reply by {step.deadline:%H:%M:%S}")
-            late = change.put(step.model_copy(update={"status": "escalated"}))
+            problem = Problem(code="timeout", message=f"no reply by {step.deadline:%H:%M:%S}",
+                              field=step.domain)  # fmt: skip
+            failure = NeedsEscalation(trip_id=record.trip_id, step=step.name, domain=step.domain,
+                                      reason="timeout", errors=(problem,))  # fmt: skip
+            late = change.put(step.model_copy(update={"status": "escalated", "result": failure}))
             change.step_event(late, status="escalated", reason="timeout", errors=(problem,))
         elif (due_retry or overdue) and change.state in ACTIVE[step.operation]:
             resend(change, step)
@@ -690,6 +706,9 @@ def advance_extraction(change: Change) -> None:
             unsettled.append(resolve or extract)
     if waiting:
         return
+    if silent := [s for s in unsettled if _timed_out(s)]:
+        unavailable(change, silent)
+        return
     if unsettled:
         ask(change, _question(unsettled), tuple(s.domain for s in unsettled))
         return
@@ -703,6 +722,22 @@ def advance_extraction(change: Change) -> None:
             change.outbox.append(answer)
     change.move("holding")
     advance_holding(change)
+
+
+def _timed_out(step: StepRecord) -> bool:
+    return isinstance(step.result, NeedsEscalation) and step.result.reason == "timeout"
+
+
+def unavailable(change: Change, silent: list[StepRecord]) -> None:
+    """No tier answered a part in time (a worker or the LLM tier down, a command
+    dead-lettered): the user cannot fix that by answering, so the trip ends saying so."""
+    domains = ", ".join(s.domain for s in silent)
+    errors = tuple(
+        Problem(code="unavailable", field=s.domain, message=f"no {s.domain} service answered")
+        for s in silent
+    )
+    compensate(change, f"unavailable: {domains} did not answer in time; nothing was booked",
+               errors=errors)  # fmt: skip
 
 
 def drop_copied_domains(change: Change) -> None:

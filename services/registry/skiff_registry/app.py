@@ -1,8 +1,12 @@
 """The registry's edge: the only FastStream code.
 
-- `registry.<op>`: one core request/reply subscriber per request kind, queue group
-  `registry`. Unparseable input and unexpected failures are answered `Refused` — a requester
-  never waits out a timeout on a message the registry received.
+- `registry.<op>.<caller>`: one core request/reply subscriber per request kind, queue group
+  `registry`. The caller's identity is the subject's last token, which NATS permissions pin to
+  the connection's user: changes (register, promote, rollback, retire, thresholds) are for
+  `operator` and `flywheel` only (a domain worker registers its own domain's extraction
+  versions), and `who` in the alias history is the caller, whatever the request said.
+  Unparseable input and unexpected failures are answered `Refused` — a requester never waits
+  out a timeout on a message the registry received.
 - `calls.*`: the durable `registry-metrics` consumer, fetched in batches of up to
   `calls_batch`; a batch is acked once its metrics are stored, an unreadable record is
   dead-lettered. This one is a plain nats-py pull loop on the broker's connection: FastStream
@@ -41,12 +45,18 @@ from skiff_contracts import subjects
 from skiff_contracts.problems import validation_problems
 from skiff_contracts.registry import (
     CALL_LOG,
+    REGISTRY_OPERATIONS,
     REGISTRY_REQUEST,
     ModelCard,
     ModelMetrics,
+    Promote,
     Refused,
+    RegisterModel,
+    Retire,
+    Rollback,
     SchemaEntry,
     Series,
+    SetThreshold,
     TaskAliases,
 )
 from skiff_registry.adapters import JetStreamProvisioner, KvTable, StreamHistory
@@ -64,10 +74,8 @@ log = structlog.get_logger()
 
 SERVICE = "registry"
 QUEUE = "registry"
-OPERATIONS: tuple[str, ...] = (
-    "register_model", "heartbeat", "promote", "rollback", "retire", "set_threshold", "get_model",
-    "list_models", "get_history", "list_schemas", "get_series",
-)  # fmt: skip
+MUTATIONS = frozenset({"register_model", "promote", "rollback", "retire", "set_threshold"})
+GOVERNORS = frozenset({"operator", "flywheel"})  # the identities that may change the registry
 _TASK = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
@@ -85,8 +93,34 @@ class RegistryRuntime:
         return self.registry, self.recorder
 
 
-async def answer(runtime: RegistryRuntime, operation: str, body: bytes) -> Any:
-    """Parse one request for `operation` and run it; bad input is a typed reply."""
+def forbidden(operation: str, caller: str, request: Any) -> Refused | None:
+    """Why `caller` may not make this request, if it may not. Changes are for the governors;
+    a domain worker registers and heartbeats its own domain's extraction versions only."""
+    if operation not in MUTATIONS or caller in GOVERNORS:
+        return None
+    worker_task = f"{caller.removeprefix('worker-')}.extract"
+    if (
+        operation == "register_model"
+        and caller.startswith("worker-")
+        and isinstance(request, RegisterModel)
+        and request.card.task == worker_task
+    ):
+        return None
+    return Refused(code="forbidden", message=f"{caller} may not {operation}")
+
+
+def as_caller(request: Any, caller: str) -> Any:
+    """The request with `who` set to the authenticated caller, whatever it said."""
+    if isinstance(request, Promote | Rollback | Retire):
+        return request.model_copy(update={"who": caller})
+    if isinstance(request, SetThreshold):
+        calibration = request.calibration.model_copy(update={"who": caller})
+        return request.model_copy(update={"calibration": calibration})
+    return request
+
+
+async def answer(runtime: RegistryRuntime, operation: str, caller: str, body: bytes) -> Any:
+    """Parse one request for `operation` from `caller` and run it; bad input is a typed reply."""
     try:
         request = REGISTRY_REQUEST.validate_json(body)
     except ValidationError as error:
@@ -97,8 +131,10 @@ async def answer(runtime: RegistryRuntime, operation: str, body: bytes) -> Any:
         )
     if request.kind != operation:
         return Refused(code="invalid", message=f"a {request.kind} request sent to {operation}")
+    if refused := forbidden(operation, caller, request):
+        return refused
     try:
-        return await runtime.require()[0].handle(request)
+        return await runtime.require()[0].handle(as_caller(request, caller))
     except Exception as error:  # answer anyway: a silent drop looks like a timeout
         log.exception("registry request failed", operation=operation, error=repr(error))
         return Refused(code="unavailable", message="the registry failed unexpectedly; retry")
@@ -106,9 +142,11 @@ async def answer(runtime: RegistryRuntime, operation: str, body: bytes) -> Any:
 
 def _handler(runtime: RegistryRuntime, operation: str) -> Callable[[NatsMessage], Awaitable[bytes]]:
     async def handle(message: NatsMessage) -> bytes:
-        reply = await answer(runtime, operation, message.body)
+        caller = subjects.token(message.raw_message.subject, -1)
+        reply = await answer(runtime, operation, caller, message.body)
         if isinstance(reply, Refused):
-            log.info("registry refused", operation=operation, code=reply.code, why=reply.message)
+            log.info("registry refused", operation=operation, caller=caller, code=reply.code,
+                     why=reply.message)  # fmt: skip
         return bytes(reply.model_dump_json().encode())
 
     handle.__name__ = f"on_{operation}"
@@ -168,8 +206,10 @@ async def record_batch(broker: NatsBroker, recorder: MetricsRecorder, batch: lis
 def create_app(settings: RegistrySettings) -> tuple[FastStream, NatsBroker]:
     broker = make_broker(settings, SERVICE)
     runtime = RegistryRuntime()
-    for operation in OPERATIONS:
-        broker.subscriber(subjects.registry(operation), queue=QUEUE)(_handler(runtime, operation))
+    for operation in REGISTRY_OPERATIONS:
+        broker.subscriber(subjects.registry(operation, "*"), queue=QUEUE)(
+            _handler(runtime, operation)
+        )
 
     async def consume_calls(recorder: MetricsRecorder) -> None:
         js = broker.connection.jetstream()

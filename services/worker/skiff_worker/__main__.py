@@ -13,7 +13,7 @@ from skiff_extraction.cards import extraction_card
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_inference.factory import build_engine
 from skiff_inference.traced import TracedEngine
-from skiff_runtime.broker import connect
+from skiff_runtime.broker import connect, identity
 from skiff_runtime.logging import configure_logging
 from skiff_runtime.service import serve
 from skiff_worker.app import create_app
@@ -43,7 +43,7 @@ async def main() -> None:
         owner=settings.model_owner,
     )  # fmt: skip
     connection = await connect(settings, service, f"{service}-side")
-    registry = RegistryClient(connection)
+    registry = RegistryClient(connection, identity(settings, service))
     domain_worker = DomainWorker(extractor, NatsInventory(connection))
     worker = create_app(settings, domain_worker, card.model_id)
     adapters = AdapterVersions(

@@ -1,4 +1,5 @@
-"""The worker's edge: durable JetStream consumers for its domain's commands.
+"""The worker's edge: durable JetStream consumers for its domain's commands, and
+extraction on request (`extract.<domain>`, for `skiff extract` over NATS).
 
 Three kinds: the domain's shared consumer (holds, confirms, cancels, unrouted extractions),
 the worker's own model version's extraction consumer, and one per adapter version it serves
@@ -28,8 +29,9 @@ from skiff_contracts.messages import (
     Failed,
     NeedsEscalation,
     WorkerReply,
+    replying_to,
 )
-from skiff_contracts.problems import validation_problems
+from skiff_contracts.problems import Problem, validation_problems
 from skiff_contracts.registry import slug_of
 from skiff_flywheel.call_records import call_record
 from skiff_runtime.broker import make_broker, pull_inbox
@@ -45,11 +47,13 @@ log = structlog.get_logger()
 
 
 async def publish_reply(
-    broker: NatsBroker, domain: Domain, reply: WorkerReply, msg_id: str
+    broker: NatsBroker, domain: Domain, reply: WorkerReply, command_id: str
 ) -> None:
+    """The reply to the command `command_id`, which it names (the planner takes no other)."""
     await publish_durably(
-        broker, reply, subjects.result(domain), stream=subjects.STREAM_RESULTS, msg_id=msg_id
-    )
+        broker, replying_to(reply, command_id), subjects.result(domain),
+        stream=subjects.STREAM_RESULTS, msg_id=f"{command_id}:result",
+    )  # fmt: skip
 
 
 async def reply_to_malformed(
@@ -69,7 +73,7 @@ async def reply_to_malformed(
         reason="malformed_command",
         errors=validation_problems(error),
     )
-    await publish_reply(broker, domain, failed, f"{message_id}:result")
+    await publish_reply(broker, domain, failed, message_id)
 
 
 @dataclass
@@ -119,11 +123,35 @@ def create_app(settings: WorkerSettings, worker: DomainWorker, model_id: str) ->
                 if isinstance(reply, NeedsEscalation) and not task_is_shadow(task):
                     annotate(escalation_reason=reply.reason)
                     metrics.escalation(reply.reason, domain)
-                await publish_reply(broker, domain, reply, f"{task.message_id}:result")
+                await publish_reply(broker, domain, reply, task.message_id)
                 if isinstance(task, ExtractTask):
                     await publish_call_record(task, reply)
 
         await settle(broker, message, consumer, work)
+
+    @broker.subscriber(subjects.extract(domain), queue=service)
+    async def on_extract_request(message: NatsMessage) -> bytes:
+        """`skiff extract` over NATS: the answer goes back to the asker only, so no trip's
+        step can be reached this way; `model_id` must be a version this worker serves."""
+        try:
+            task = ExtractTask.model_validate_json(message.body)
+        except ValidationError as error:
+            refused = Failed(trip_id="", step="", domain=domain, reason="malformed_command",
+                             errors=validation_problems(error))  # fmt: skip
+            return refused.model_dump_json().encode()
+        if task.model_id is not None and task.model_id not in (model_id, *worker.versions):
+            problem = Problem(
+                code="not_served", message=f"this worker does not serve {task.model_id}"
+            )
+            refused = Failed(trip_id=task.trip_id, step=task.step, domain=domain,
+                             reason="not_served", errors=(problem,))  # fmt: skip
+            return replying_to(refused, task.message_id).model_dump_json().encode()
+        with trip_context(task.trip_id, domain=domain, step=task.step):
+            reply = await worker.handle(task)
+            if (call := getattr(reply, "call", None)) is not None:
+                metrics.model_call(call)
+            await publish_call_record(task, reply)
+        return replying_to(reply, task.message_id).model_dump_json().encode()
 
     def subscribe(consumer: ConsumerSpec, *, persistent: bool = True) -> LogicSubscriber[Any]:
         return broker.subscriber(

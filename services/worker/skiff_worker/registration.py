@@ -37,8 +37,10 @@ class RegistryRefused(Exception):
 
 
 class RegistryClient:
-    def __init__(self, connection: Client, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, connection: Client, caller: str, *, timeout_s: float = 5.0) -> None:
+        """`caller`: the identity `connection` authenticated as (the registry's subjects)."""
         self.connection = connection
+        self.caller = caller
         self.timeout_s = timeout_s
 
     async def _ask(self, operation: str, request: Any, budget_s: float) -> Any:
@@ -50,7 +52,7 @@ class RegistryClient:
         ):
             with attempt:
                 reply = await self.connection.request(
-                    subjects.registry(operation),
+                    subjects.registry(operation, self.caller),
                     request.model_dump_json().encode(),
                     timeout=self.timeout_s,
                 )
