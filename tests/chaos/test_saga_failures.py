@@ -20,7 +20,7 @@ import pytest
 
 from skiff_cli.client import SkiffClient
 from skiff_contracts import subjects
-from skiff_contracts.domains import DOMAINS
+from skiff_contracts.domains import DOMAINS, FlightsRequest
 from skiff_contracts.messages import Extracted
 from skiff_runtime.jetstream import STREAM_DLQ, dlq_subject
 from tests.chaos.harness import Chaos, accepted_answers, layout, result_messages, started
@@ -120,6 +120,40 @@ async def test_a_worker_killed_mid_task_is_redelivered_and_completes_once(tmp_pa
         step = record.steps["flights.extract"]
         assert isinstance(step.result, Extracted) and step.attempt == 1
         assert await result_messages(chaos.nats.url, trip_id, "flights.extract") == 1
+        assert_clean(chaos, expect_bookings=len(DOMAINS))
+
+
+async def test_a_forged_reply_for_a_waiting_step_is_ignored(tmp_path: Path) -> None:
+    """A reply published on the flights results while the flights step waits for its worker,
+    naming no command the planner sent: the planner drops it, and the worker's answer is the
+    one the trip goes on with."""
+    slow = Chaos(tmp_path, worker_env={"CHAOS_ENGINE_DELAY_S": "3"})
+    async for chaos in started(slow):
+        async with await SkiffClient.connect(chaos.nats.url) as client:
+            trip_id = await chaos.submit(client, "forged-reply")
+            await asyncio.sleep(1.0)  # the flights worker is inside its 3 s model call
+            waiting = await client.saga(trip_id)
+            assert waiting is not None and waiting.steps["flights.extract"].status == "dispatched"
+            forged = Extracted(
+                trip_id=trip_id, step="flights.extract", domain="flights",
+                command_id=f"{trip_id}:flights.extract:forged",
+                params=FlightsRequest(origin="Nowhere", destination="Elsewhere", passengers=9),
+            )  # fmt: skip
+            connection = await nats.connect(chaos.nats.url)
+            try:
+                await connection.jetstream().publish(
+                    subjects.result("flights"), forged.model_dump_json().encode(),
+                    stream=subjects.STREAM_RESULTS,
+                )  # fmt: skip
+            finally:
+                await connection.close()
+            (record,) = (await chaos.wait_terminal(client, [trip_id], timeout_s=90)).values()
+        assert record is not None and record.state == "completed", record
+        step = record.steps["flights.extract"]
+        assert isinstance(step.result, Extracted) and step.result.call is not None
+        assert step.result.command_id == step.command_id == f"{trip_id}:flights.extract:1"
+        assert step.result.params.model_dump()["passengers"] != 9
+        assert await result_messages(chaos.nats.url, trip_id, "flights.extract") == 2
         assert_clean(chaos, expect_bookings=len(DOMAINS))
 
 
