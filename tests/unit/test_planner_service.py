@@ -626,7 +626,28 @@ async def test_a_forged_reply_for_a_waiting_step_is_dropped_and_counted() -> Non
     assert trip.record.steps[task.step].status == "succeeded"
 
 
-async def test_a_reply_to_an_earlier_attempt_is_dropped() -> None:
+async def test_a_reply_to_an_extraction_sent_before_the_users_answer_is_dropped() -> None:
+    """The extraction is sent again with the user's answer; a late reply to the first one
+    (read on the text without the answer) must not settle the step."""
+    trip = Trip("flights")
+    await trip.submit()
+    (first,) = trip.sent(ExtractTask)
+    partial = FlightsRequest(destination="Denver", departure_date=date(2026, 3, 12))
+    await trip.extract_all(flights=partial)
+    await trip.planner.on_user(TripAnswer(trip_id=trip.trip_id, text="From Boston."), OWNER)
+    second = trip.last(ExtractTask)
+    assert second.message_id != first.message_id and "From Boston" in second.text
+    late = Extracted(trip_id=trip.trip_id, step=first.step, command_id=first.message_id,
+                     domain="flights", params=PARAMS["flights"])  # fmt: skip
+    await trip.planner.on_result(late)
+    assert trip.record.steps[first.step].status == "dispatched"
+    await trip.planner.on_result(late.model_copy(update={"command_id": second.message_id}))
+    assert trip.record.state == "holding"
+
+
+async def test_a_late_reply_to_an_earlier_hold_attempt_answers_the_same_hold() -> None:
+    """A hold sent again (no reply in time) is the same request, idempotent by its key: the
+    first attempt's late reply is as good as the second's, so retries cannot starve a step."""
     trip = Trip("cars")
     await trip.submit()
     await trip.extract_all()
@@ -635,9 +656,7 @@ async def test_a_reply_to_an_earlier_attempt_is_dropped() -> None:
     await trip.planner.sweep()  # no reply in time: the hold is sent again, as attempt 2
     second = trip.last(HoldTask)
     assert second.message_id != first.message_id and second.hold_key == first.hold_key
-    await trip.hold(first)  # the first attempt's reply, late
-    assert trip.record.steps[first.step].status == "dispatched"
-    await trip.hold(second)
+    await trip.hold(first)
     assert trip.record.state == "confirming"
 
 

@@ -104,6 +104,9 @@ WORKER_CONSUMERS = {
         stream=subjects.tasks_stream(domain),
         durable=subjects.worker_consumer(domain),
         filter_subject=subjects.domain_tasks(domain),
+        # Paced retries reach 30 s apart by the 7th delivery: a reply that cannot be stored
+        # while a cluster elects a stream leader (seconds) is retried, not dead-lettered.
+        max_deliver=10,
         description=f"{domain} workers (one queue of commands shared by all replicas)",
     )
     for domain in DOMAINS
@@ -113,6 +116,7 @@ LLM_WORKER = ConsumerSpec(
     durable=subjects.LLM_WORKER_CONSUMER,
     filter_subject=f"{subjects.PREFIX}.task.llm.*",
     ack_wait_s=60.0,
+    max_deliver=10,
     description="the LLM tier: escalations from any domain",
 )
 PLANNER_RESULTS = ConsumerSpec(

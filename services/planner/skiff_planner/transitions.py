@@ -271,7 +271,7 @@ def send_hold(change: Change, domain: Domain, params: Request, *, new_hold: bool
         step = step.model_copy(update={"hold_key": key, "result": None})
     assert step.hold_key is not None
     change.dispatch(step, HoldTask(
-        message_id=f"{step.hold_key}:{step.attempt}",
+        message_id=attempt_id(change.record.trip_id, step, step.attempt),
         trip_id=change.record.trip_id, step=name, domain=domain, params=params,
         hold_key=step.hold_key,
     ))  # fmt: skip
@@ -281,7 +281,7 @@ def send_hold(change: Change, domain: Domain, params: Request, *, new_hold: bool
 def send_confirm(change: Change, domain: Domain, hold: Held) -> None:
     step = _next_attempt(change, step_name(domain, "confirm"), domain, "confirm")
     change.dispatch(step, ConfirmTask(
-        message_id=subjects.command_id(change.record.trip_id, step.name, step.attempt),
+        message_id=attempt_id(change.record.trip_id, step, step.attempt),
         trip_id=change.record.trip_id, step=step.name, domain=domain, hold_id=hold.hold_id,
         idempotency_key=f"{hold.hold_key}:confirm",
     ))  # fmt: skip
@@ -293,7 +293,7 @@ def send_cancel(change: Change, hold_key: str) -> None:
     name = step_name(domain, "cancel", hold_key)
     step = _next_attempt(change, name, domain, "cancel").model_copy(update={"hold_key": hold_key})
     change.dispatch(step, CancelTask(
-        message_id=subjects.command_id(change.record.trip_id, name, step.attempt),
+        message_id=attempt_id(change.record.trip_id, step, step.attempt),
         trip_id=change.record.trip_id, step=name, domain=domain, hold_key=hold_key,
         idempotency_key=f"{hold_key}:cancel",
     ))  # fmt: skip
@@ -527,11 +527,26 @@ def plan(change: Change, route: Route, assignments: Mapping[Domain, Assignment])
     advance(change)  # domains without a champion go to the LLM tier at once
 
 
+def attempt_id(trip_id: str, step: StepRecord, attempt: int) -> str:
+    """The message id of a step's command at `attempt`: a hold's names its key (a new hold, a
+    new key), every other command's its trip, step and attempt (`subjects.command_id`)."""
+    if step.operation == "hold":
+        return f"{step.hold_key}:{attempt}"
+    return subjects.command_id(trip_id, step.name, attempt)
+
+
 def foreign(record: SagaRecord, result: WorkerReply) -> bool:
-    """A reply to a command this trip never sent (or not its last one for the step): a forged
-    or misdirected reply, or one to an earlier attempt. It must change nothing."""
+    """A reply to a command this trip did not send for the step: forged or misdirected. An
+    extraction answers only its last attempt (a retry may carry the user's new answers); a
+    hold, confirmation or release is the same request at every attempt (idempotent by key),
+    so a late reply to an earlier attempt answers it too. Either way it must change nothing."""
     step = record.steps.get(result.step)
-    return step is not None and result.command_id != step.command_id
+    if step is None:
+        return False
+    if step.operation in ("extract", "resolve"):
+        return result.command_id != step.command_id
+    sent = {attempt_id(record.trip_id, step, n) for n in range(1, step.attempt + 1)}
+    return result.command_id not in sent
 
 
 def on_result(record: SagaRecord, result: WorkerReply, now: datetime, policy: Policy) -> SagaRecord:
