@@ -32,7 +32,7 @@ from typing import Any
 
 from skiff_extraction.scoring import SlotScore
 from skiff_flywheel.artifacts import MANIFEST, file_sha256
-from skiff_flywheel.dataset import read_dataset
+from skiff_flywheel.dataset import read_dataset, split_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "libs" / "models"
@@ -55,7 +55,7 @@ def run(*args: str) -> None:
 def domain_report(domain: str, fresh: bool, threads: int) -> dict[str, Any]:
     run(sys.executable, str(MODELS / "build_models.py"), "--domains", domain, "--steps", "data")
     dataset = WORK / domain / "dataset"
-    manifest = json.loads((dataset / "manifest.json").read_text("utf-8"))
+    _, splits = read_dataset(dataset)
     shipped = SHIPPED / domain
     report_path = shipped / "evaluation.json"
     if not fresh and report_path.exists():
@@ -63,7 +63,7 @@ def domain_report(domain: str, fresh: bool, threads: int) -> dict[str, Any]:
         same_files = report["contenders"]["candidate"]["adapter_sha256"] == file_sha256(
             shipped / MANIFEST
         )
-        if same_files and report["dataset_sha256"] == manifest["sha256"]:
+        if same_files and report.get("eval_sha256") == split_sha256(splits["eval"]):
             return {**report, "source": str(report_path.relative_to(REPO))}
     out = REPO / ".skiff" / "eval" / f"{domain}.json"
     run(str(SKIFF), "flywheel", "evaluate", "--task", f"{domain}.extract", "--dataset",
@@ -133,6 +133,12 @@ def markdown(domains: dict[str, Any], trips: list[dict[str, Any]], meta: dict[st
             figures = report["metrics"][key]
             cells = " | ".join(_cell(figures.get(name)) for name, _ in FIGURES)
             lines.append(f"| {domain} | {report['examples']} | {label} | {cells} |")
+    per_slot = {d: {k.removeprefix("slot."): v for k, v in r["metrics"]["candidate"].items()
+                    if k.startswith("slot.")} for d, r in domains.items()}  # fmt: skip
+    if any(per_slot.values()):
+        lines += ["", "The shipped adapter's accuracy per slot (where its errors are):", ""]
+        lines += [f"- {d}: " + ", ".join(f"{k} {v:.3f}" for k, v in slots.items())
+                  for d, slots in per_slot.items() if slots]  # fmt: skip
     lines += ["", "Where each row comes from:", ""]
     lines += [f"- {d}: {r['source']} (`{r['dataset_id']}`)" for d, r in domains.items()]
     if trips:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from skiff_flywheel.artifacts import MANIFEST, file_sha256
-from skiff_flywheel.dataset import read_dataset
+from skiff_flywheel.dataset import read_dataset, split_sha256
 from skiff_flywheel.synthetic import records
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +90,7 @@ def split_manifest(dataset: Path) -> dict[str, Any]:
     return {
         "task": manifest.task,
         "sha256": manifest.sha256,
+        "eval_sha256": split_sha256(splits["eval"]),
         "sources": list(manifest.sources),
         "eval_share": manifest.eval_share,
         "counts": manifest.counts,

@@ -205,6 +205,8 @@ async def test_a_clearly_worse_candidate_is_refused_at_the_offline_gate(
         "--threads", "1")  # fmt: skip
     figures = json.loads(report.read_text())["metrics"]
     assert figures["candidate"]["slot_accuracy"] < figures["baseline"]["slot_accuracy"] - 0.5
+    per_slot = {k: v for k, v in figures["baseline"].items() if k.startswith("slot.")}
+    assert per_slot and all(0 <= v <= 1 for v in per_slot.values())
     run("register", "--task", TASK, "--adapter", str(adapter), "--evaluation", str(report),
         "--version", "broken-1", "--rollout", "auto", "--nats-url", url)  # fmt: skip
 

@@ -104,6 +104,18 @@ def test_place_roles_follow_the_texts_cues() -> None:
     assert reassigned_roles(unclear, "Boston and Denver, sometime") == unclear
 
 
+def test_pickup_city_and_location_follow_what_they_name() -> None:
+    text = "A car at Fremont on the 3rd, then one from King Street Station on the 9th."
+    city_as_location = reassigned_roles(CarsDraft(pickup_location="Fremont"), text)
+    assert (city_as_location.pickup_city, city_as_location.pickup_location) == ("Fremont", None)
+    spot_as_city = reassigned_roles(CarsDraft(pickup_city="King Street Station"), text)
+    assert (spot_as_city.pickup_city, spot_as_city.pickup_location) == (None, "King Street Station")
+    airport = CarsDraft(pickup_location="DEN")  # names the airport, grounding derives the city
+    assert reassigned_roles(airport, "a car at DEN") == airport
+    both = CarsDraft(pickup_city="Denver", pickup_location="Union Station")
+    assert reassigned_roles(both, "a car in Denver from Union Station") == both
+
+
 def test_value_spans_cover_values_not_keys_or_quotes() -> None:
     raw = '{"a": "x, y", "b": null, "c": 3, "d": {"e": 1}}'
     spans = {k: raw[s:e] for k, (s, e) in value_spans(raw).items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from skiff_flywheel.dataset import (
     DatasetExists,
     Example,
     read_dataset,
+    split_sha256,
     write_dataset,
 )
 from skiff_flywheel.sgd import import_sgd
@@ -160,6 +162,22 @@ def test_the_manifest_hash_is_stable_and_follows_the_content(tmp_path: Path) -> 
     assert manifest.sha256 == first and manifest.version == first[:12]
     assert manifest.counts == {"train": len(train), "eval": 0}
     assert splits["train"] == sorted(train, key=lambda e: (e.group, e.example_id))
+
+
+def test_a_split_hash_names_its_examples_whatever_the_other_split_holds(tmp_path: Path) -> None:
+    examples = curate(_records(), TASK).splits["train"]
+    held_out, rest = examples[:3], examples[3:]
+    hashes = []
+    for name, train in (("a", rest), ("b", rest[1:])):
+        manifest = write_dataset(tmp_path / name, {"train": train, "eval": held_out}, task=TASK,
+                                 sources=["calls"], dropped={}, eval_share=0.2)  # fmt: skip
+        _, splits = read_dataset(tmp_path / name)
+        eval_bytes = (tmp_path / name / "eval.jsonl").read_bytes()
+        assert split_sha256(splits["eval"]) == hashlib.sha256(eval_bytes).hexdigest()
+        hashes.append((manifest.sha256, split_sha256(splits["eval"])))
+    (first_dataset, first_eval), (second_dataset, second_eval) = hashes
+    assert first_dataset != second_dataset and first_eval == second_eval
+    assert split_sha256(list(reversed(held_out))) == first_eval != split_sha256(held_out[:2])
 
 
 def test_a_dataset_is_not_overwritten_and_tampering_is_detected(tmp_path: Path) -> None:

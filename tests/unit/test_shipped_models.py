@@ -44,6 +44,6 @@ def test_its_card_carries_the_threshold_and_figures_of_its_dev_split_evaluation(
     assert card.confidence_threshold == report.metrics["candidate"].get("threshold")
     assert report.target_accuracy == 0.97
     split = json.loads((SPLITS / f"{domain}.json").read_text("utf-8"))
-    assert report.dataset_sha256 == split["sha256"]  # evaluated on the committed dev split
+    assert report.eval_sha256 == split["eval_sha256"]  # evaluated on the committed dev split
     assert report.examples == split["counts"]["eval"] == len(split["eval_ids"])
     assert "# " + card.model_id in (shipped_dir(domain) / "README.md").read_text("utf-8")

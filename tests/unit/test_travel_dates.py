@@ -229,6 +229,10 @@ def test_a_reference_at_the_calendars_edge_never_overflows(text: str, reference:
         ("17:30 pm", "17:30"),
         ("around 9 am", "09:00"),
         ("13", "13:00"),
+        ("10:30 in KL", "10:30"),  # a span copied a few words too long
+        ("morning 11 of Friday next week", "11:00"),
+        ("5 pm at the Denver airport", "17:00"),
+        ("afternoon 2 pm", "14:00"),  # the half of the day said twice
     ],
 )
 def test_times(text: str, expected: str) -> None:
@@ -249,6 +253,9 @@ def test_times(text: str, expected: str) -> None:
         "17 in the morning",
         "13 am",
         "half to 5 pm",
+        "afternoon 12:30 am",  # two halves of the day
+        "8 pm or 9 am",  # two times
+        "7 in KL",  # am or pm? whatever follows
         "asap",
         "x" * 100_000,
         "1; DROP TABLE cars",

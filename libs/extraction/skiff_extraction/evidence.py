@@ -17,7 +17,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from skiff_contracts.domains import FlightsDraft
+from skiff_contracts.domains import CarsDraft, FlightsDraft
 from skiff_contracts.messages import MAX_REQUEST_CHARS
 from skiff_travel.grounding import Ambiguous, Grounded, ground_city, ground_country
 from skiff_travel.text import normalize_key
@@ -43,8 +43,9 @@ _TIME_LIKE = re.compile(
 COUNT_UNITS = {"nights": "(?:night|day)", "rooms": "room", "star_rating": "star"}
 COUNTRY_FIELDS = frozenset({"residence_country"})
 NUMBER_WORDS = {
-    "one": 1, "single": 1, "alone": 1, "myself": 1, "two": 2, "couple": 2, "both": 2,
-    "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "one": 1, "single": 1, "alone": 1, "myself": 1, "just me": 1, "only me": 1, "solo": 1,
+    "two": 2, "couple": 2, "both": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10,
     "wife and i": 2, "husband and i": 2, "partner and i": 2, "me and my wife": 2,
     "me and my husband": 2, "me and my partner": 2,
 }  # fmt: skip
@@ -292,7 +293,17 @@ def _role(place: str, text: str) -> str | None:
     return "origin" if said_origin else "destination"
 
 
-def reassigned_roles(draft: FlightsDraft, text: str) -> FlightsDraft:
+def reassigned_roles(draft: DraftT, text: str) -> DraftT:
+    """Places moved to the slot the text's own words give them: a flight's origin and
+    destination by their cues, a car's pickup city and pickup location by what they name."""
+    if isinstance(draft, FlightsDraft):
+        return _flight_roles(draft, text)  # type: ignore[return-value]  # DraftT is FlightsDraft
+    if isinstance(draft, CarsDraft):
+        return _pickup_roles(draft)  # type: ignore[return-value]  # DraftT is CarsDraft
+    return draft
+
+
+def _flight_roles(draft: FlightsDraft, text: str) -> FlightsDraft:
     """Origin and destination where the text's own cues put them ("to Paris" is a destination).
 
     Small models mix up the two slots; a place whose cue says the other slot moves there
@@ -308,6 +319,41 @@ def reassigned_roles(draft: FlightsDraft, text: str) -> FlightsDraft:
     if destination_role == "origin" and origin_role != "origin":
         return draft.model_copy(update={"origin": destination, "destination": None})
     return draft
+
+
+# Words that make a place a spot inside a city ("Union Station", "downtown Denver").
+_SPOT_WORDS = re.compile(
+    r"\b(?:station|terminal|airport|intl|international|center|centre|downtown|street|avenue"
+    r"|road|square|plaza|port|pier|harbou?r|depot|mall|hotel|office|campus|hub)\b"
+)
+
+
+def _pickup_roles(draft: CarsDraft) -> CarsDraft:
+    """A bare city given as the pickup location ("pick it up at Fremont") is the pickup city;
+    a spot no city grounds given as the pickup city ("King Street Station") is the location.
+
+    Only when the other slot is empty: a city and a spot in it both stand as they are.
+    """
+    city, location = draft.pickup_city, draft.pickup_location
+    if city is None and location is not None and _is_bare_city(location):
+        return draft.model_copy(update={"pickup_city": location, "pickup_location": None})
+    if location is None and city is not None and _is_spot(city):
+        return draft.model_copy(update={"pickup_city": None, "pickup_location": city})
+    return draft
+
+
+def _is_bare_city(place: str) -> bool:
+    """A city by name, not one of its airports ("DEN" names the airport)."""
+    if _SPOT_WORDS.search(normalize_key(place)):
+        return False
+    found = ground_city(place)
+    return isinstance(found, Grounded) and found.airport is None
+
+
+def _is_spot(place: str) -> bool:
+    return bool(_SPOT_WORDS.search(normalize_key(place))) and not isinstance(
+        ground_city(place), Grounded
+    )
 
 
 def without(draft: DraftT, fields: Iterable[str]) -> DraftT:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from skiff_contracts.domains import DRAFTS, Domain, FlightsDraft
+from skiff_contracts.domains import DRAFTS, Domain
 from skiff_contracts.messages import Extracted, ExtractTask, ModelCall, NeedsEscalation, Tier
 from skiff_contracts.problems import EscalationReason, Problem, validation_problems
 from skiff_extraction.confidence import value_confidence
@@ -157,8 +157,7 @@ class Extractor:
         attempt = draft.model_dump(mode="json")
         dropped = unsupported_fields(draft, task.text)
         checked = completed_places(completed_dates(without(draft, dropped), task.text), task.text)
-        if isinstance(checked, FlightsDraft):
-            checked = reassigned_roles(checked, task.text)
+        checked = reassigned_roles(checked, task.text)
         checked, misplaced = placed_dates(checked, task.text)
         # What the text states is checked whatever the draft holds (a count out of range).
         stated = (*misplaced, *count_problems(checked, task.text))

@@ -10,6 +10,7 @@ loaded like a worker loads it). Figures per contender:
   (the SLM alone); `kept_accuracy`: over what it extracted; `invented_rate`; the
   `exact_record_rate`;
 * `valid_rate` (extracted ÷ examples), `escalation_rate` and `escalation.<reason>`;
+* `slot.<name>`: the accuracy on each slot the gold gives (where the errors are);
 * `p50_ms` / `p95_ms` per step (wall time of the whole check, model call included), mean
   tokens in and out;
 * the confidence threshold reaching `target_accuracy` on what is kept, and the share kept
@@ -163,6 +164,8 @@ def _figures(domain: Domain, run: _Run, target: float) -> dict[str, float]:
     }
     for reason, n in sorted(run.reasons.items()):
         metrics[f"escalation.{reason}"] = round(n / records, 4)
+    for slot, (right, total) in sorted(run.score.per_slot.items()):
+        metrics[f"slot.{slot}"] = round(right / total, 4)
     chosen = choose(sweep(domain, run.outcomes), target)
     if chosen is not None:
         metrics["threshold"] = chosen.threshold
@@ -223,6 +226,9 @@ class EvaluationReport(BaseModel):
     task: str
     dataset_id: str = Field(description="'<task>@<dataset version>'")
     dataset_sha256: str
+    eval_sha256: str | None = Field(
+        default=None, description="split_sha256 of the examples evaluated: the same dev set"
+    )
     split: str = "eval"
     examples: int
     target_accuracy: float

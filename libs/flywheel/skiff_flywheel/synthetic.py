@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from skiff_contracts.domains import DOMAINS, DRAFTS, Domain, FlightsDraft
+from skiff_contracts.domains import DOMAINS, DRAFTS, Domain
 from skiff_extraction.evidence import (
     completed_dates,
     completed_places,
@@ -61,10 +61,14 @@ CAR_NAMES = ("Toyota Corolla", "Honda Civic", "Ford Mustang", "Chevrolet Malibu"
 SEATING = {"economy": ("economy", "coach", "economy class"), "premium_economy":
            ("premium economy",), "business": ("business class", "business"),
            "first": ("first class",)}  # fmt: skip
-CAR_TYPES = {"compact": ("compact", "compact car"), "suv": ("SUV", "suv"), "sedan": ("sedan",),
-             "economy": ("economy car",), "minivan": ("minivan",), "luxury": ("luxury car",),
-             "full_size": ("full-size car", "full size car"), "hatchback": ("hatchback",),
-             "standard": ("standard car",)}  # fmt: skip
+CAR_TYPES = {"compact": ("compact", "compact car", "small car", "small one"),
+             "suv": ("SUV", "suv"), "sedan": ("sedan",), "economy": ("economy car",),
+             "minivan": ("minivan", "van"), "luxury": ("luxury car",),
+             "full_size": ("full-size car", "full size car", "large car", "big car",
+                           "spacious car"),
+             "hatchback": ("hatchback",),
+             "standard": ("standard car", "intermediate car", "mid-size car", "midsize car",
+                          "medium-sized car")}  # fmt: skip
 COVERAGE = ("basic", "standard", "premium")
 
 
@@ -285,7 +289,9 @@ def car_clause(rng: random.Random, trip: Trip, *, first: bool) -> Clause:
         said = trip.said.get("destination") if rng.random() < 0.5 else None
         written_city = said or place(rng, city, airports=False)
         values["pickup_city"] = written_city
-        parts = [f"{opener} in {written_city}"]
+        parts = [rng.choice([f"{opener} in {written_city}", f"{opener}, pick-up at {written_city}",
+                             f"{opener}, collecting it in {written_city}",
+                             f"{opener} to pick up at {written_city}"])]  # fmt: skip
         if rng.random() < 0.25:
             location = _pick(
                 rng, "Union Station", "the train station", "downtown", "the central station"
@@ -314,13 +320,85 @@ def car_clause(rng: random.Random, trip: Trip, *, first: bool) -> Clause:
     if rng.random() < 0.45:
         kind = rng.choice(list(CAR_TYPES))
         values["car_type"] = kind
-        parts.append(rng.choice([f"a {rng.choice(CAR_TYPES[kind])}",
-                                 f"{rng.choice(CAR_TYPES[kind])} if possible"]))  # fmt: skip
+        written = rng.choice(CAR_TYPES[kind])
+        one = f"{'an' if written[0] in 'aeiou' else 'a'} {written}"
+        parts.append(rng.choice([one, f"{written} if possible", f"make it {one}",
+                                 f"it should be {one}", f"preferably {one}"]))  # fmt: skip
     elif rng.random() < 0.15:
         name = rng.choice(CAR_NAMES)
         values["car_name"] = name
         parts.append(f"something like a {name}")
     return Clause("cars", _join(rng, parts), values)
+
+
+def _insured(rng: random.Random, n: int) -> str:
+    """The people a policy covers, as a traveller writes them ("2 adults", "my wife and I",
+    "the three of us", "just me")."""
+    if n == 1 and rng.random() < 0.5:
+        return _pick(rng, "just me", "only me", "just myself", "one traveller",
+                     "one person", "one traveler", "a single traveller", "a solo traveller",
+                     "one adult")  # fmt: skip
+    if n == 2 and rng.random() < 0.4:
+        return _pick(rng, "my wife and I", "my husband and I", "me and my partner",
+                     "a couple", "my partner and I", "the two of us", "both of us",
+                     "me and my wife")  # fmt: skip
+    count = count_word(rng, n)
+    if n == 1:
+        return _pick(rng, f"{count} traveller", f"{count} traveler", f"{count} adult",
+                     f"{count} person", f"{count} passenger")  # fmt: skip
+    return _pick(rng, f"{count} travellers", f"{count} travelers", f"{count} people",
+                 f"{count} adults", f"{count} passengers", f"{count} persons", f"{count} ppl",
+                 f"the {count} of us", f"{count} of us", f"a party of {count}",
+                 f"a group of {count}", f"a family of {count}")  # fmt: skip
+
+
+def _residence(rng: random.Random) -> tuple[str, str]:
+    """Where the insured live, as said and as the value, by country name, code or demonym
+    ("UK residents", "I'm Dutch")."""
+    names, demonyms = COUNTRIES[rng.choice(list(COUNTRIES))]
+    if rng.random() < 0.35:
+        demonym = rng.choice(demonyms)
+        frame = rng.choice(["we are {}", "I'm {}", "{} residents", "{} citizens",
+                            "{} passport", "we're {}", "all {}"])  # fmt: skip
+        return frame.format(demonym), demonym
+    name = rng.choice(names)
+    frame = rng.choice(["I live in {}", "residents of {}", "based in {}", "home country {}",
+                        "living in {}", "citizens of {}", "resident in {}", "we live in {}",
+                        "from {}", "residence: {}"])  # fmt: skip
+    return frame.format(name), name
+
+
+def _policy_dates(rng: random.Random, trip: Trip, values: dict[str, Any]) -> str | None:
+    """The policy's dates: the trip's as another clause said them, or its own (an end date,
+    a length, or no end at all)."""
+    if "start" in trip.said:
+        if rng.random() >= 0.35:
+            return None
+        values["trip_start"] = trip.said["start"]
+        if "end" in trip.said:
+            values["trip_end"] = trip.said["end"]
+        return _pick(rng, "for the whole trip", "covering those dates", "for those dates",
+                     "for the same dates", "for the trip", "for the same period")  # fmt: skip
+    if rng.random() >= 0.85:
+        return None
+    start = write_date(rng, trip.start, trip.today)
+    values["trip_start"] = start
+    if rng.random() < 0.15:
+        return rng.choice([f"starting {start}", f"leaving {start}", f"for my trip on {start}",
+                           f"departing {start}", f"the trip starts {start}"])  # fmt: skip
+    end = trip.end or trip.start + timedelta(days=rng.randint(2, 20))
+    if rng.random() < 0.3:
+        length = write_length(rng, (end - trip.start).days)
+        values["trip_end"] = length
+        return rng.choice([f"starting {start} for {length}", f"for {length} from {start}",
+                           f"{start}, back {length} later", f"{length} starting {start}",
+                           f"leaving {start} and returning {length} later"])  # fmt: skip
+    finish = write_date(rng, end, trip.today, after=trip.start)
+    values["trip_end"] = finish
+    return rng.choice([f"from {start} to {finish}", f"{start} until {finish}",
+                       f"travelling {start}, back {finish}", f"{start} - {finish}",
+                       f"{start} through {finish}", f"away {start} to {finish}",
+                       f"leaving {start}, returning {finish}"])  # fmt: skip
 
 
 def insurance_clause(rng: random.Random, trip: Trip, *, first: bool) -> Clause:
@@ -336,64 +414,47 @@ def insurance_clause(rng: random.Random, trip: Trip, *, first: bool) -> Clause:
         "coverage",
         "trip protection",
     )
+    said_level = None
     if coverage:
         values["coverage"] = coverage
-        thing = rng.choice([f"{coverage} {thing}", f"the {coverage} plan", f"{coverage} cover"])
-    opener = rng.choice([f"I need {thing}", f"Please add {thing}", f"Quote me {thing}",
-                         f"{thing[0].upper()}{thing[1:]}", f"I'd like {thing}",
-                         f"Can I get {thing}"])  # fmt: skip
+        if rng.random() < 0.3:
+            said_level = rng.choice([f"{coverage} is fine", f"{coverage} level",
+                                     f"the {coverage} option", f"{coverage} tier",
+                                     f"{coverage} plan please"])  # fmt: skip
+        else:
+            kind = thing.removeprefix("a ")
+            thing = rng.choice([f"{coverage} {kind}", f"the {coverage} plan", f"{coverage} cover"])
+    party = _insured(rng, trip.travellers) if rng.random() < 0.65 else None
+    if party:
+        values["travelers"] = trip.travellers
     if not first:
         opener = rng.choice([f"and add {thing}", f"plus {thing}", f"also {thing}"])
-    parts = [opener]
-    if rng.random() < 0.6:
-        written, n = _people(rng, trip.travellers, ("travellers", "travelers", "people", "adults"))
-        values["travelers"] = n
-        parts.append(f"for {written}")
-    if "start" in trip.said and rng.random() < 0.3:
-        values["trip_start"] = trip.said["start"]
-        if "end" in trip.said:
-            values["trip_end"] = trip.said["end"]
-        parts.append(_pick(rng, "for the whole trip", "covering those dates"))
-    elif "start" not in trip.said and rng.random() < 0.85:
-        start = write_date(rng, trip.start, trip.today)
-        values["trip_start"] = start
-        end = trip.end or trip.start + timedelta(days=rng.randint(2, 20))
-        if rng.random() < 0.3:
-            length = write_length(rng, (end - trip.start).days)
-            values["trip_end"] = length
-            parts.append(rng.choice([f"starting {start} for {length}",
-                                     f"for {length} from {start}"]))  # fmt: skip
-        else:
-            finish = write_date(rng, end, trip.today, after=trip.start)
-            values["trip_end"] = finish
-            parts.append(rng.choice([f"from {start} to {finish}", f"{start} until {finish}",
-                                     f"travelling {start}, back {finish}"]))  # fmt: skip
+    elif party and rng.random() < 0.2:
+        opener = rng.choice([f"Insure {party}", f"Please cover {party}", f"{thing} for {party}"])
+        party = None
+    else:
+        opener = rng.choice([f"I need {thing}", f"Please add {thing}", f"Quote me {thing}",
+                             f"{thing[0].upper()}{thing[1:]}", f"I'd like {thing}",
+                             f"Can I get {thing}"])  # fmt: skip
+    parts = [opener, *([said_level] if said_level else [])]
+    if party:
+        parts.append(rng.choice([f"for {party}", party, f"covering {party}",
+                                 f"{party} travelling", f"insure {party}"]))  # fmt: skip
+    dates = _policy_dates(rng, trip, values)
+    if dates:
+        parts.append(dates)
     if rng.random() < 0.5:
-        names, demonyms = COUNTRIES[rng.choice(list(COUNTRIES))]
-        if rng.random() < 0.35:
-            written = rng.choice(demonyms)
-            values["residence_country"] = written
-            parts.append(rng.choice([f"we are {written}", f"I'm {written}",
-                                     f"{written} residents"]))  # fmt: skip
-        else:
-            written = rng.choice(names)
-            values["residence_country"] = written
-            parts.append(
-                rng.choice(
-                    [
-                        f"I live in {written}",
-                        f"residents of {written}",
-                        f"based in {written}",
-                        f"home country {written}",
-                    ]
-                )
-            )
+        said, written = _residence(rng)
+        values["residence_country"] = written
+        parts.append(said)
     if rng.random() < 0.4:
         written_money, _, _ = write_money(rng)
         values["trip_cost"] = written_money
         parts.append(rng.choice([f"the trip costs {written_money}",
                                  f"total cost {written_money}", f"worth {written_money}",
-                                 f"insuring {written_money}"]))  # fmt: skip
+                                 f"insuring {written_money}", f"trip total {written_money}",
+                                 f"I paid {written_money} for the trip",
+                                 f"{written_money} in bookings"]))  # fmt: skip
     return Clause("insurance", _join(rng, parts), values)
 
 
@@ -448,9 +509,7 @@ def checked_draft(domain: Domain, values: dict[str, Any], text: str, today: date
         return None
     if unsupported_fields(draft, text):
         return None
-    kept = completed_places(completed_dates(draft, text), text)
-    if isinstance(kept, FlightsDraft):
-        kept = reassigned_roles(kept, text)
+    kept = reassigned_roles(completed_places(completed_dates(draft, text), text), text)
     if kept != draft:
         return None
     grounded = ground_draft(draft, today)

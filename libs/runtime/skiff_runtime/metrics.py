@@ -203,7 +203,8 @@ class Metrics:
         self._conflicts.inc()
 
     def refused(self, kind: str) -> None:
-        """A message was dropped for who sent it (`foreign_reply`, `foreign_input`)."""
+        """A message was dropped for who sent it (`foreign_reply`, `foreign_input`,
+        `foreign_submission`)."""
         self._refused.labels(kind).inc()
 
     def exposition(self, accept: str = "") -> tuple[bytes, str]:

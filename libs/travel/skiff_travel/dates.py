@@ -409,12 +409,46 @@ _LEADING_TIME_WORDS = re.compile(r"^(?:(?:at|around|about|by|from|approximately|
 
 
 def resolve_time(text: str) -> time:
-    """Resolve a time of day as the user wrote it; raises `TimeParseError` if it cannot."""
+    """Resolve a time of day as the user wrote it; raises `TimeParseError` if it cannot.
+
+    A time followed by where or which day it is ("10:30 in KL", "morning 11 of Friday next
+    week") reads as the time: a span copied a few words too long still says one time.
+    """
     if not isinstance(text, str):
         raise TimeParseError(f"not text: {type(text).__name__}")
     words = _clean_time(text)
     if not words:
         raise TimeParseError(f"no time in {text[:MAX_INPUT]!r}")
+    try:
+        return _resolve_clean_time(words, text)
+    except TimeParseError:
+        head = _time_before_place(words)
+        if head is None:
+            raise
+        return _resolve_clean_time(head, text)
+
+
+# What may follow a time without changing it: a place or a day, after a preposition, with no
+# figure and no word of the clock ("at JFK", "of Friday next week"; not "or 9", "in the evening").
+_PLACE_PREPOSITIONS = frozenset({"in", "at", "on", "of", "for", "from", "near", "by"})
+_CLOCK_WORDS = frozenset({"am", "pm", "noon", "midnight", "oclock", "morning", "afternoon",
+                          "evening", "night", "tonight", "or", "and", "to", "till",
+                          "until"})  # fmt: skip
+
+
+def _time_before_place(words: str) -> str | None:
+    """The words before a trailing place or day ("10:30" of "10:30 in kl"), if there is one."""
+    parts = words.split()
+    for cut in range(1, min(len(parts), 8)):
+        tail = parts[cut:]
+        if tail[0] in _PLACE_PREPOSITIONS and not any(
+            w in _CLOCK_WORDS or any(c.isdigit() for c in w) for w in tail
+        ):
+            return " ".join(parts[:cut])
+    return None
+
+
+def _resolve_clean_time(words: str, text: str) -> time:
     if words in ("noon", "midday", "12 noon", "twelve noon", "noon time", "noontime"):
         return time(12, 0)
     if words in ("midnight", "12 midnight", "twelve midnight"):
@@ -424,10 +458,19 @@ def resolve_time(text: str) -> time:
     period = None
     if m := re.fullmatch(rf"{_PREFIX_PERIOD_RE} (?P<rest>.+)", words):
         period, words = _PERIODS[m["pre"]], m["rest"]
+        # "afternoon 2 pm" says the half of the day twice; "afternoon 2 am" contradicts itself.
+        again = re.fullmatch(rf"(?P<rest>.+?) ?\b{_PERIOD_RE}", words)
+        if again and _same_half(period, _PERIODS[again["period"]]):
+            words = again["rest"]
     elif m := re.fullmatch(rf"(?P<rest>.+?) ?\b{_PERIOD_RE}", words):
         period, words = _PERIODS[m["period"]], m["rest"]
     hour, minute, explicit_clock = _clock(words, text)
     return _apply_period(hour, minute, period, explicit_clock, text)
+
+
+def _same_half(first: str, second: str) -> bool:
+    halves = ({"am", "morning"}, {"pm", "afternoon", "evening"})
+    return any(first in half and second in half for half in halves)
 
 
 def _clean_time(text: str) -> str:

@@ -36,7 +36,7 @@ from skiff_extraction.cards import BUNDLED_BASE_MODEL, extraction_card
 from skiff_extraction.prompts import PROMPT_VERSION
 from skiff_flywheel.artifacts import MANIFEST, AdapterError
 from skiff_flywheel.curate import UnknownTask, domain_of
-from skiff_flywheel.dataset import DatasetCorrupt, read_dataset
+from skiff_flywheel.dataset import DatasetCorrupt, read_dataset, split_sha256
 from skiff_flywheel.evaluate import (
     DEFAULT_TARGET_ACCURACY,
     Contender,
@@ -111,7 +111,7 @@ async def run_evaluation(
         await engine.aclose()
     return EvaluationReport(
         task=task, dataset_id=f"{task}@{manifest.version}", dataset_sha256=manifest.sha256,
-        examples=len(examples), target_accuracy=target_accuracy,
+        eval_sha256=split_sha256(examples), examples=len(examples), target_accuracy=target_accuracy,
         contenders={BASELINE: baseline.describe(), CANDIDATE: candidate.describe()},
         metrics=figures, duration_s=round(time.perf_counter() - started, 1),
         machine={"cpus": os.cpu_count(), "engine_threads": threads},

@@ -134,7 +134,7 @@ class Planner:
         if loaded is not None and foreign(loaded[0], result):
             self.metrics.refused("foreign_reply")
             log.warning(
-                "reply to a command this trip did not send last: dropped",
+                "reply to a command this trip did not send for the step: dropped",
                 trip_id=result.trip_id, step=result.step, command_id=result.command_id,
             )  # fmt: skip
             return

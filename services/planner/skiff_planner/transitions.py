@@ -808,7 +808,7 @@ def accepted(change: Change, domain: Domain) -> AnswerAccepted | None:
     else:
         routed = model_id_for(f"{domain}.extract", call.model, call.version) if call else "?"
         model_id = step.model_id or routed
-    command = subjects.command_id(record.trip_id, step.name, step.attempt)
+    command = attempt_id(record.trip_id, step, step.attempt)
     return accepted_answer(
         trip_id=record.trip_id, domain=domain, answer=found,
         answered_by=handled_by(step), model_id=model_id,
