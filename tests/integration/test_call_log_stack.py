@@ -197,19 +197,26 @@ async def registry_numbers(chaos: Chaos) -> None:
 
         await eventually(caught_up, timeout=30)
 
-        async def point(task: str) -> Any:
+        async def totals(task: str) -> dict[str, Any]:
+            """The task's counts over every interval: one trip's calls may straddle two."""
             series = await ask(connection, GetSeries(task=task))
             assert isinstance(series, Series) and series.points, task
-            return series.points[-1]
+            counts: dict[str, Any] = {
+                name: sum(getattr(p, name) for p in series.points)
+                for name in ("answers", "slm_accepted", "llm_calls")
+            }
+            answers = counts["answers"]
+            counts["slm_share"] = counts["slm_accepted"] / answers if answers else None
+            return counts
 
         async def shares() -> bool:
-            return (await point("cars.extract")).slm_share == 1.0
+            return (await totals("cars.extract"))["slm_share"] == 1.0
 
         await eventually(shares, timeout=30)
-        flights, hotels = await point("flights.extract"), await point("hotels.extract")
-        assert (flights.answers, flights.slm_accepted, flights.slm_share) == (1, 0, 0.0)
-        assert (hotels.answers, hotels.slm_accepted, hotels.llm_calls) == (1, 0, 1)
-        assert (await point("trains.extract")).llm_calls == 1
+        flights, hotels = await totals("flights.extract"), await totals("hotels.extract")
+        assert (flights["answers"], flights["slm_accepted"], flights["slm_share"]) == (1, 0, 0.0)
+        assert (hotels["answers"], hotels["slm_accepted"], hotels["llm_calls"]) == (1, 0, 1)
+        assert (await totals("trains.extract"))["llm_calls"] == 1
 
         async def agreement(task: str) -> Any:
             model_id = model_id_for(task, MODEL_NAME, MODEL_VERSION)
