@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
 SHIPPED = REPO / "libs/extraction/skiff_extraction/data/router.npz"
 RESULTS = REPO / "bench/results"
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 CANDIDATES = {
     "ngrams": RouterRecipe(features=("ngrams",), c=4.0),
     "static": RouterRecipe(features=("static",), c=16.0),
@@ -41,8 +41,8 @@ FIGURES = ("single_recall", "single_exact", "multi_exact", "non_travel_given_tra
 SETS = ("dev", "sgd-test", "written", "insurance-devset")
 
 
-def markdown(results: dict[str, Any], chosen: str, before: dict[str, Any] | None) -> str:
-    """The comparison: every candidate on every set, the router before this one beside it."""
+def markdown(results: dict[str, Any], chosen: str, before: dict[str, dict[str, Any]]) -> str:
+    """The comparison: every candidate on every set, the routers before this one beside it."""
     lines = [
         "# Router: candidates compared", "",
         "`python libs/models/build_router.py` (`make router`). Sets: `dev` (SGD dev dialogues "
@@ -56,9 +56,7 @@ def markdown(results: dict[str, Any], chosen: str, before: dict[str, Any] | None
         "| router | set | " + " | ".join(FIGURES) + " | ms |",
         "|---|---|" + "---|" * (len(FIGURES) + 1),
     ]  # fmt: skip
-    rows = list(results.items())
-    if before is not None:
-        rows.append(("before: SmolLM2 embeddings + linear (commit 7859ea0)", before))
+    rows = [*results.items(), *before.items()]
     for name, figures in rows:
         for set_name in SETS:
             if set_name not in figures:
@@ -68,6 +66,16 @@ def markdown(results: dict[str, Any], chosen: str, before: dict[str, Any] | None
             ms = m.get("ms_per_request", {}).get("mean")
             lines.append(f"| {name} | {set_name} | " + " | ".join(cells) + f" | {ms} |")
     return "\n".join(lines) + "\n"
+
+
+def earlier_routers() -> dict[str, dict[str, Any]]:
+    """The figures of the routers shipped before, as measured when they shipped."""
+    earlier = {
+        "before: SmolLM2 embeddings + linear (commit 7859ea0)": RESULTS / "router-before.json",
+        "router 2.0.0 (static+ngrams, C=1; commit 968eed7)": RESULTS / "router-2.0.0.json",
+    }
+    return {label: json.loads(path.read_text()) for label, path in earlier.items()
+            if path.exists()}  # fmt: skip
 
 
 def main() -> None:
@@ -88,9 +96,7 @@ def main() -> None:
     chosen, results = built.chosen, built.results
     (RESULTS / "router.json").write_text(json.dumps({"chosen": chosen, "candidates": results},
                                                     indent=1) + "\n")  # fmt: skip
-    before_file = RESULTS / "router-before.json"
-    before = json.loads(before_file.read_text()) if before_file.exists() else None
-    (RESULTS / "router.md").write_text(markdown(results, chosen, before))
+    (RESULTS / "router.md").write_text(markdown(results, chosen, earlier_routers()))
     print(f"chose {chosen}; wrote {SHIPPED.relative_to(REPO)}")
 
 

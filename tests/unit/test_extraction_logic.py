@@ -112,6 +112,10 @@ def test_pickup_city_and_location_follow_what_they_name() -> None:
     assert (spot_as_city.pickup_city, spot_as_city.pickup_location) == (None, "King Street Station")
     airport = CarsDraft(pickup_location="DEN")  # names the airport, grounding derives the city
     assert reassigned_roles(airport, "a car at DEN") == airport
+    airport_as_city = reassigned_roles(CarsDraft(pickup_city="Logan Airport"), "at Logan Airport")
+    assert (airport_as_city.pickup_city, airport_as_city.pickup_location) == (None, "Logan Airport")
+    code = CarsDraft(pickup_city="BOS")  # a bare code stays the city it stands for
+    assert reassigned_roles(code, "a car in BOS") == code
     both = CarsDraft(pickup_city="Denver", pickup_location="Union Station")
     assert reassigned_roles(both, "a car in Denver from Union Station") == both
 
@@ -159,6 +163,19 @@ def test_slot_score_counts_invented_values() -> None:
     gold = {"origin": {"canonical": "Boston"}, "passengers": {"canonical": "2"}}
     score.add("flights", {"origin": "Boston", "passengers": 3, "airline": "Delta"}, gold)
     assert (score.correct, score.gold_slots, score.invented, score.exact_records) == (1, 2, 1, 0)
+
+
+def test_an_airports_city_is_derived_not_invented_but_another_city_is_invented() -> None:
+    gold = {"pickup_location": {"canonical": "O'Hare International Airport"}}
+    at_the_airport = {"pickup_location": "O'Hare International Airport", "pickup_city": "Chicago",
+                      "pickup_airport": "ORD"}  # fmt: skip
+    score = SlotScore()
+    score.add("cars", at_the_airport, gold)
+    assert (score.predicted_slots, score.invented, score.exact_records) == (1, 0, 1)
+    score.add(
+        "cars", {"pickup_location": "O'Hare International Airport", "pickup_city": "Chicago"}, gold
+    )
+    assert (score.predicted_slots, score.invented, score.exact_records) == (3, 1, 1)
 
 
 def test_a_phrase_said_once_supports_one_field() -> None:

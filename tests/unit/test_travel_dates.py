@@ -12,6 +12,7 @@ from skiff_travel.dates import (
     DateParseError,
     ImpossibleDateError,
     TimeParseError,
+    date_range_end,
     resolve_date,
     resolve_time,
 )
@@ -308,3 +309,28 @@ def test_accuracy_on_sgd_times() -> None:
     print(f"SGD time accuracy {rate:.4f} over {total} values")
     assert total > 1000
     assert rate >= MIN_TIME_ACCURACY, f"time accuracy {rate:.4f} over {total}; misses {misses}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("tomorrow's flight", date(2019, 3, 2)), ("our Sept 9 getaway", date(2019, 9, 9)),
+     ("April 22, two adults", date(2019, 4, 22)), ("the 20th, please", date(2019, 3, 20))],
+)  # fmt: skip
+def test_a_date_read_without_the_words_around_it(text: str, expected: date) -> None:
+    assert resolve_date(text, REF) == expected
+
+
+def test_a_weekday_after_a_comma_still_has_to_agree_with_the_date() -> None:
+    with pytest.raises(DateParseError):
+        resolve_date("Thursday, the 20th", REF)  # 2019-03-20 is a Wednesday
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [("May 12-19", "may 12", "may 19"), ("3rd to 9th of June", "3 june", "9 june"),
+     ("Oct 2 - Oct 6, 2027", "oct 2, 2027", "oct 6, 2027"),
+     ("5/14/2027 - 5/20/2027", "5/14/2027", "5/20/2027"),
+     ("next Friday", "next Friday", "next Friday"), ("2027-05-14", "2027-05-14", "2027-05-14")],
+)  # fmt: skip
+def test_the_ends_of_a_range_written_as_one_value(text: str, first: str, last: str) -> None:
+    assert (date_range_end(text, 0), date_range_end(text, 1)) == (first, last)

@@ -110,3 +110,26 @@ def test_a_named_city_wins_over_an_airport_of_another_city() -> None:
     request = ground_draft(draft, REF)
     assert isinstance(request, CarsRequest)
     assert (request.pickup_city, request.pickup_airport) == ("Boston", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("Portugal-based", "PT"), ("living in Belgium", "BE"), ("Greek nationals", "GR"),
+     ("Norwegian passport holders", "NO"), ("we are Mexican", "MX"), ("Florida", "US"),
+     ("Quebec", "CA"), ("Ontario Canada", "CA"), ("Bavaria", None)],
+)  # fmt: skip
+def test_a_residence_said_with_its_frame_or_by_a_region_of_one_country(
+    text: str, code: str | None
+) -> None:
+    assert ground_country(text) == code
+
+
+def test_a_swiss_amount_without_cents() -> None:
+    assert parse_money("CHF 2'750.-") == Money(2750.0, "CHF")
+
+
+def test_a_range_copied_into_both_policy_dates_grounds_to_its_two_ends() -> None:
+    draft = InsuranceDraft(trip_start="Aug 4-11", trip_end="our Aug 4-11 trip")
+    request = ground_draft(draft, REF)
+    assert isinstance(request, InsuranceRequest)
+    assert (request.trip_start, request.trip_end) == (date(2027, 8, 4), date(2027, 8, 11))

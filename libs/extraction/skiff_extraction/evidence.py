@@ -19,7 +19,13 @@ from rapidfuzz import fuzz
 
 from skiff_contracts.domains import CarsDraft, FlightsDraft
 from skiff_contracts.messages import MAX_REQUEST_CHARS
-from skiff_travel.grounding import Ambiguous, Grounded, ground_city, ground_country
+from skiff_travel.grounding import (
+    Ambiguous,
+    Grounded,
+    ground_city,
+    ground_country,
+    is_airport_phrase,
+)
 from skiff_travel.text import normalize_key
 
 # A request, and what the LLM tier may append to it (the trip's other steps): evidence is
@@ -330,14 +336,16 @@ _SPOT_WORDS = re.compile(
 
 def _pickup_roles(draft: CarsDraft) -> CarsDraft:
     """A bare city given as the pickup location ("pick it up at Fremont") is the pickup city;
-    a spot no city grounds given as the pickup city ("King Street Station") is the location.
+    a spot given as the pickup city is the location: one no city grounds ("King Street
+    Station") or an airport named as one ("Toronto Pearson Airport"; its city follows from
+    it, a bare code such as "SFO" stays a city).
 
     Only when the other slot is empty: a city and a spot in it both stand as they are.
     """
     city, location = draft.pickup_city, draft.pickup_location
     if city is None and location is not None and _is_bare_city(location):
         return draft.model_copy(update={"pickup_city": location, "pickup_location": None})
-    if location is None and city is not None and _is_spot(city):
+    if location is None and city is not None and (_is_spot(city) or _is_named_airport(city)):
         return draft.model_copy(update={"pickup_city": None, "pickup_location": city})
     return draft
 
@@ -348,6 +356,10 @@ def _is_bare_city(place: str) -> bool:
         return False
     found = ground_city(place)
     return isinstance(found, Grounded) and found.airport is None
+
+
+def _is_named_airport(place: str) -> bool:
+    return is_airport_phrase(place) and isinstance(ground_city(place), Grounded)
 
 
 def _is_spot(place: str) -> bool:

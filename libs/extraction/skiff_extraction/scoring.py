@@ -2,7 +2,8 @@
 
 A gold slot is correct when the extracted value, normalised, equals the gold `canonical`
 (or, for free-text slots, any spoken variant). `dontcare` gold values expect null. A value
-extracted where the gold has none is counted as *invented*: the model must not make values up.
+extracted where the gold has none is counted as *invented*: the model must not make values up
+(a value grounding derives from another slot the user gave, such as an airport's city, is not).
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def matches(slot: str, predicted: object, gold: Mapping[str, Any]) -> bool:
     return str(predicted) == str(canonical)
 
 
+def _given_by_another_slot(slot: str, params: Mapping[str, Any]) -> bool:
+    """A pickup city that is the city of the airport the pickup location names ("at O'Hare"
+    gives Chicago): grounding derives it from what the user said, so a gold that leaves it
+    out does not make it invented."""
+    return slot == "pickup_city" and params.get("pickup_airport") is not None
+
+
 @dataclass
 class SlotScore:
     """Totals over many records of one domain."""
@@ -100,6 +108,8 @@ class SlotScore:
             all_right &= ok
         for slot in fields:
             if params.get(slot) is not None:
+                if slot not in scored and _given_by_another_slot(slot, params):
+                    continue
                 self.predicted_slots += 1
                 if slot not in scored:
                     self.invented += 1

@@ -2,7 +2,9 @@
 
 SGD has no trains in its train split and no travel insurance at all, its users rarely write
 "airfare" or "car hire", and it has no chit-chat, gibberish or hostile text. These templates
-fill those gaps; `{c}`/`{c2}` are cities, `{d}` a date, `{n}` a party size. Clauses that ask
+fill those gaps; `{c}`/`{c2}` are cities, `{i}`/`{i2}` airport codes, `{d}` a date, `{n}` a
+party size. Travellers also write in shorthand ("2 rms nr MIA sat nite", "ORD>DEN fri"), so
+some templates do. Clauses that ask
 for nothing (a date, a party size, a thank-you) are labelled with no label at all, so a
 request's "back on the 16th" does not light up a domain. The router's held-out sets are
 written separately (`libs/models/devsets/router.jsonl`) and never read here.
@@ -44,6 +46,22 @@ TRAVEL: dict[str, tuple[str, ...]] = {
         "business class to {c2} on {d}",
         "flying {c} to {c2}",
         "plane ride to {c2}",
+        "{i}-{i2} {d}",
+        "{i} > {i2} one way, cheapest",
+        "{i} to {i2} {d}, 1 adult",
+        "seats {i}-{i2} for {n}",
+        "flt {c} to {c2} {d} pls",
+        "rtn {i}/{i2}, out {d}",
+        "air ticket {c}-{c2}",
+        "fare quote {c} <-> {c2}",
+        "a short hop from {c} over to {c2}",
+        "the first departure {d} from {i} to {c2}",
+        "a commuter plane to {c2} {d}",
+        "multi-city: {i}, {i2} and back",
+        "fly me {c} to {c2} {d}",
+        "a window seat to {c2}",
+        "the last plane out of {c} tonight",
+        "a charter flight to {c2}",
     ),
     "hotels": (
         "somewhere to sleep in {c} for 3 nights",
@@ -67,6 +85,21 @@ TRAVEL: dict[str, tuple[str, ...]] = {
         "overnight stay in {c} before my flight",
         "check in {d}, check out 3 days later, {c}",
         "a room with two beds in {c}",
+        "2 rms in {c} sat nite",
+        "htl {c} 3n from {d}",
+        "a suite w/ balcony in {c}",
+        "somewhere to crash in {c} {d}",
+        "a ryokan near {c}",
+        "a mountain lodge near {c} for {n}",
+        "a boutique hotel in {c}, {d}",
+        "a room nr the {i} airport",
+        "a pension in the old town of {c}",
+        "a Hilton or Marriott in {c}",
+        "a country inn outside {c}",
+        "a chalet hotel near {c} for a week",
+        "digs for the night in {c}",
+        "rooms for {n} guests in {c}",
+        "a capsule hotel in {c}",
     ),
     "cars": (
         "car hire at {c} airport from {d}",
@@ -90,6 +123,19 @@ TRAVEL: dict[str, tuple[str, ...]] = {
         "a 7-seater to hire in {c}",
         "a pickup truck rental in {c}",
         "drive ourselves from {c} to {c2}",
+        "a people carrier at {c} airport",
+        "an estate car in {c} for {n}",
+        "a jeep to rent in {c} {d}",
+        "car w/ child seat at {i} {d}",
+        "pick up at {i} 14:00 {d}, return {d}",
+        "rental @ {i} {d}",
+        "a campervan from {c}",
+        "a sedan in {c} for the week",
+        "an economy car at {i}",
+        "a luxury car for the weekend in {c}",
+        "an automatic at {i}, drop off at {i2}",
+        "a 9-seater van from {c}",
+        "a car to collect from the {c} airport",
     ),
     "insurance": (
         "travel insurance for {n} people",
@@ -113,6 +159,15 @@ TRAVEL: dict[str, tuple[str, ...]] = {
         "in case of lost baggage or delays, cover us",
         "annual multi-trip insurance",
         "health cover while travelling in {c}",
+        "protection for our trip in case of medical emergencies",
+        "trip cancellation protection for {n}",
+        "a yearly policy, I travel a lot",
+        "cover for a backpacking trip across {c}",
+        "insurance for my flight in case it's cancelled",
+        "medical and baggage cover, {d} to {d}",
+        "insure our cruise",
+        "a policy for my parents visiting {c}",
+        "cover for winter sports in {c}",
     ),
 }
 
@@ -219,9 +274,12 @@ NOTHING: tuple[str, ...] = (
 )
 
 
-def _fill(template: str, rng: random.Random, cities: tuple[str, ...]) -> str:
+def _fill(
+    template: str, rng: random.Random, cities: tuple[str, ...], codes: tuple[str, ...]
+) -> str:
     c, c2 = rng.sample(cities, 2)
-    return template.format(c=c, c2=c2, d=rng.choice(DATES), n=rng.choice(PARTIES))
+    i, i2 = rng.sample(codes, 2)
+    return template.format(c=c, c2=c2, i=i, i2=i2, d=rng.choice(DATES), n=rng.choice(PARTIES))
 
 
 def _gibberish(rng: random.Random) -> str:
@@ -231,16 +289,21 @@ def _gibberish(rng: random.Random) -> str:
 
 
 def written_examples(
-    rng: random.Random, cities: tuple[str, ...], *, per_template: int = 4
+    rng: random.Random,
+    cities: tuple[str, ...],
+    codes: tuple[str, ...],
+    *,
+    per_template: int = 4,
 ) -> list[tuple[str, frozenset[str]]]:
     """The templates filled `per_template` times each, and as many bits of gibberish."""
     examples: list[tuple[str, frozenset[str]]] = []
     for groups in (TRAVEL, UNSUPPORTED):
         for label, templates in groups.items():
             for template in templates:
-                examples += [(_fill(template, rng, cities), frozenset({label}))
+                examples += [(_fill(template, rng, cities, codes), frozenset({label}))
                              for _ in range(per_template)]  # fmt: skip
     for template in NOTHING:
-        examples += [(_fill(template, rng, cities), frozenset()) for _ in range(per_template)]
+        examples += [(_fill(template, rng, cities, codes), frozenset())
+                     for _ in range(per_template)]  # fmt: skip
     examples += [(_gibberish(rng), frozenset()) for _ in range(len(NOTHING) * per_template)]
     return examples

@@ -343,6 +343,8 @@ def _insured(rng: random.Random, n: int) -> str:
                      "a couple", "my partner and I", "the two of us", "both of us",
                      "me and my wife")  # fmt: skip
     count = count_word(rng, n)
+    if rng.random() < 0.12:
+        return count  # "insurance for 2", "insure 3"
     if n == 1:
         return _pick(rng, f"{count} traveller", f"{count} traveler", f"{count} adult",
                      f"{count} person", f"{count} passenger")  # fmt: skip
@@ -359,13 +361,23 @@ def _residence(rng: random.Random) -> tuple[str, str]:
     if rng.random() < 0.35:
         demonym = rng.choice(demonyms)
         frame = rng.choice(["we are {}", "I'm {}", "{} residents", "{} citizens",
-                            "{} passport", "we're {}", "all {}"])  # fmt: skip
+                            "{} passport", "we're {}", "all {}", "{} passport holders",
+                            "{} nationals", "both {}"])  # fmt: skip
         return frame.format(demonym), demonym
     name = rng.choice(names)
     frame = rng.choice(["I live in {}", "residents of {}", "based in {}", "home country {}",
                         "living in {}", "citizens of {}", "resident in {}", "we live in {}",
-                        "from {}", "residence: {}"])  # fmt: skip
+                        "from {}", "residence: {}", "{}-based", "{} residents",
+                        "we're from {}", "nationality: {}"])  # fmt: skip
     return frame.format(name), name
+
+
+def _trip_length(rng: random.Random, days: int) -> str:
+    """A trip named by its length ("10-day trip", "two-week holiday", "5 day vacation")."""
+    count, unit = (count_word(rng, days // 7), "week") if days in (7, 14, 21) else (
+        count_word(rng, days), "day")  # fmt: skip
+    noun = _pick(rng, "trip", "trip", "holiday", "vacation", "stay")
+    return f"{count}{rng.choice(['-', ' '])}{unit} {noun}"
 
 
 def _policy_dates(rng: random.Random, trip: Trip, values: dict[str, Any]) -> str | None:
@@ -388,7 +400,15 @@ def _policy_dates(rng: random.Random, trip: Trip, values: dict[str, Any]) -> str
                            f"departing {start}", f"the trip starts {start}"])  # fmt: skip
     end = trip.end or trip.start + timedelta(days=rng.randint(2, 20))
     if rng.random() < 0.3:
-        length = write_length(rng, (end - trip.start).days)
+        days = (end - trip.start).days
+        if rng.random() < 0.4:  # "a 10-day trip from May 3"
+            trip_length = _trip_length(rng, days)
+            values["trip_end"] = trip_length
+            return rng.choice([f"a {trip_length} starting {start}",
+                               f"for a {trip_length} from {start}",
+                               f"my {trip_length} beginning {start}",
+                               f"a {trip_length}, leaving {start}"])  # fmt: skip
+        length = write_length(rng, days)
         values["trip_end"] = length
         return rng.choice([f"starting {start} for {length}", f"for {length} from {start}",
                            f"{start}, back {length} later", f"{length} starting {start}",
@@ -437,7 +457,9 @@ def insurance_clause(rng: random.Random, trip: Trip, *, first: bool) -> Clause:
                              f"{thing[0].upper()}{thing[1:]}", f"I'd like {thing}",
                              f"Can I get {thing}"])  # fmt: skip
     parts = [opener, *([said_level] if said_level else [])]
-    if party:
+    if party and " " not in party:  # a bare count
+        parts.append(rng.choice([f"for {party}", f"we're {party}", f"we are {party}"]))
+    elif party:
         parts.append(rng.choice([f"for {party}", party, f"covering {party}",
                                  f"{party} travelling", f"insure {party}"]))  # fmt: skip
     dates = _policy_dates(rng, trip, values)

@@ -141,6 +141,10 @@ def write_length(rng: random.Random, days: int, unit: str = "days") -> str:
     return f"{count_word(rng, days)} {unit if days != 1 else unit[:-1]}"
 
 
+def _part_of_day(hour: int) -> str:
+    return "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
+
+
 def write_time(rng: random.Random) -> tuple[str, str]:
     """A pickup time as written, and its HH:MM."""
     hour = rng.randint(6, 21)
@@ -151,7 +155,11 @@ def write_time(rng: random.Random) -> tuple[str, str]:
              f"{hour:02d}:{minute:02d}", f"{twelve} {period}" if minute == 0 else None,
              f"half past {twelve} in the {'morning' if hour < 12 else 'afternoon'}"
              if minute == 30 and hour < 18 else None,
-             "noon" if (hour, minute) == (12, 0) else None]  # fmt: skip
+             "noon" if (hour, minute) == (12, 0) else None,
+             f"{twelve} in the {_part_of_day(hour)}" if minute == 0 else None,
+             f"{_part_of_day(hour)} {twelve}:{minute:02d}" if hour != 12 else None,
+             f"{twelve} o'clock in the {_part_of_day(hour)}" if minute == 0 else None,
+             f"{twelve}:{minute:02d}{period}"]  # fmt: skip
     written = rng.choice([f for f in forms if f])
     return written, f"{hour:02d}:{minute:02d}"
 
@@ -164,14 +172,21 @@ def write_money(rng: random.Random) -> tuple[str, float, str]:
     amount = rng.choice((rng.randint(3, 120) * 100, rng.randint(300, 15000)))
     grouped = f"{amount:,}"
     european = grouped.replace(",", ".")
-    currency = rng.choices(("USD", "EUR", "GBP", "CAD"), (6, 3, 2, 1))[0]
+    spaced = grouped.replace(",", " ")
+    swiss = grouped.replace(",", "'")
+    thousands = f"{amount / 1000:g}k" if amount % 100 == 0 else grouped
+    currency = rng.choices(("USD", "EUR", "GBP", "CAD", "AUD", "CHF"), (6, 3, 2, 1, 1, 1))[0]
     forms = {
         "USD": [f"${grouped}", f"{grouped} USD", f"USD {grouped}", f"{grouped} dollars",
-                f"${amount}", f"${grouped}.00"],
+                f"${amount}", f"${grouped}.00", f"${thousands}", f"{thousands} USD"],
         "EUR": [f"{european} €", f"€{grouped}", f"{grouped} euros", f"EUR {european}",
-                f"{amount} EUR"],
-        "GBP": [f"£{grouped}", f"{grouped} pounds", f"GBP {grouped}"],
+                f"{amount} EUR", f"{european},00 €", f"{spaced} €", f"€{thousands}",
+                f"{european} euros"],
+        "GBP": [f"£{grouped}", f"{grouped} pounds", f"GBP {grouped}", f"£{thousands}",
+                f"£{grouped}.00"],
         "CAD": [f"CAD {grouped}", f"C${grouped}", f"{grouped} Canadian dollars"],
+        "AUD": [f"AUD {grouped}", f"A${grouped}", f"{grouped} Australian dollars"],
+        "CHF": [f"CHF {swiss}", f"{swiss} CHF", f"{grouped} Swiss francs", f"CHF {grouped}.-"],
     }  # fmt: skip
     return rng.choice(forms[currency]), float(amount), currency
 

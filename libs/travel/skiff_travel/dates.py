@@ -161,6 +161,47 @@ def resolve_date(text: str, reference: date, *, after: date | None = None) -> da
     if not cleaned:
         raise DateParseError(f"no date in {text[:MAX_INPUT]!r}")
     try:
+        return _resolve_clean_date(cleaned, text, reference, base)
+    except ImpossibleDateError:
+        raise
+    except DateParseError:
+        core = _date_core(cleaned)
+        if not core or core == cleaned:
+            raise
+        return _resolve_clean_date(core, text, reference, base)
+
+
+def date_range_end(text: str, end: int) -> str:
+    """One end (0: the first, 1: the last) of a date range written as one value ("June
+    12-19", "12-19 June", "March 3 to March 6", "3/15/2027 - 3/22/2027"); any other text
+    comes back unchanged. A model may copy a whole range into both dates of a pair."""
+    if not isinstance(text, str):
+        return text
+    cleaned = _DATE_NOUN.sub("", re.sub(r"^(?:from|between|our|my|the dates?) ", "",
+                                        _clean_date(text)))  # fmt: skip
+    day = r"(\d{1,2})(?:st|nd|rd|th)?"
+    year = r"((?:,? \d{4})?)"
+    dash = r" ?(?:-|–|to|until|till|through|thru|and) ?"
+    month_first = re.fullmatch(rf"([a-z]+\.?) {day}{dash}{day}{year}", cleaned)
+    if month_first and month_first[1].rstrip(".") in _MONTHS:
+        month, first, last, yr = month_first.groups()
+        return f"{month} {(first, last)[end]}{yr}"
+    day_first = re.fullmatch(rf"{day}{dash}{day} (?:of )?([a-z]+){year}", cleaned)
+    if day_first and day_first[3] in _MONTHS:
+        first, last, month, yr = day_first.groups()
+        return f"{(first, last)[end]} {month}{yr}"
+    halves = re.fullmatch(r"(.+?)(?: - | – | to | until | till | through | thru )(.+)", cleaned)
+    if halves is None:
+        return text
+    first, last = halves.groups()
+    shared_year = re.search(r",? \d{4}$", last)
+    if shared_year and not re.search(r"\d{4}", first):
+        first += shared_year[0]  # "Oct 2 - Oct 6, 2027"
+    return (first, last)[end]
+
+
+def _resolve_clean_date(cleaned: str, text: str, reference: date, base: date) -> date:
+    try:
         numeric = _numeric_date(cleaned, base)
         if numeric is not None:
             return numeric
@@ -193,6 +234,32 @@ def resolve_duration(text: str) -> timedelta | None:
         return None
     count = _count(m["count"]) if m["count"] else 1
     return timedelta(days=count * (7 if m["unit"].startswith("week") else 1))
+
+
+# Words around a date that are not part of it ("tomorrow's trip", "our June 12 getaway").
+_DATE_OWNER = re.compile(r"^(?:our|my|this|that) ")
+_DATE_NOUN = re.compile(r"(?:['’]s)? (?:trip|getaway|holiday|vacation|journey|break|flight)$")
+
+
+def _date_core(cleaned: str) -> str:
+    """A date read again without the words people put around it: an owner ("our"), the trip
+    noun after it ("tomorrow's trip"), anything after a comma that is not a year ("March 10,
+    one adult")."""
+    core = _DATE_NOUN.sub("", _DATE_OWNER.sub("", cleaned))
+    head, comma, tail = core.partition(",")
+    if comma and not _names_a_date(_words(tail)):
+        core = head
+    return core.strip()
+
+
+def _names_a_date(words: str) -> bool:
+    """Whether the words name part of a date (a month, a weekday, a year, an ordinal day):
+    such a tail ("Friday, March 3") is the date itself, which must agree with its head."""
+    tokens = words.split()
+    return any(
+        t in _MONTHS or t in _WEEKDAYS or re.fullmatch(r"\d{4}|\d{1,2}(?:st|nd|rd|th)", t)
+        for t in tokens
+    )
 
 
 def _clean_date(text: str) -> str:

@@ -35,6 +35,13 @@ _MIN_FUZZY_LEN = 4
 _TIE_MARGIN = 2.0
 _AIRPORT_HINT = re.compile(r"\b(airport|intl|international)\b")
 _FILLERS = ("the city of ", "city of ", "downtown ", "the ")
+# The words around a residence ("we are Dutch", "UK residents", "Australia-based").
+_RESIDENCE_FRAME = re.compile(
+    r"^(?:(?:i am|im|we are|were|all|i live in|we live in|living in|live in|based in"
+    r"|resident in|residents? of|citizens? of|nationals? of|from|in)\s+)+"
+    r"|(?:\s+(?:based|residents?|citizens?|nationals?|passports?|passport holders?"
+    r"|students?|travell?ers?))+$"
+)
 
 
 @dataclass(frozen=True)
@@ -96,17 +103,38 @@ def ground_city(text: str, catalog: Catalog | None = None) -> Grounding:
 def ground_country(text: str, catalog: Catalog | None = None) -> str | None:
     """The ISO 3166-1 alpha-2 code of a country as the user wrote it, or None.
 
-    Accepts names, codes and everyday aliases ("US", "the States", "UK", "Holland") and,
-    for names of five letters or more, a typo under the same cutoff as cities.
+    Accepts names, codes and everyday aliases ("US", "the States", "UK", "Holland"), a
+    residence said with its frame ("Dutch passport", "UK residents", "Australia-based",
+    "living in Canada"), a region only one country has ("Texas" -> US), and, for names of
+    five letters or more, a typo under the same cutoff as cities.
     """
     cat = catalog if catalog is not None else default_catalog()
     raw = text[:MAX_INPUT] if isinstance(text, str) else ""
     code = cat.country_code(raw)
     key = normalize_key(raw)
-    if code is not None or len(key) < 5 or len(key) > 80:
+    if code is not None or len(key) > 80:
         return code
-    hit = process.extractOne(key, cat.country_keys(), scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+    place = _RESIDENCE_FRAME.sub("", key).strip() or key
+    code = cat.country_code(place) or _region_country(place, cat)
+    if code is not None or len(place) < 5:
+        return code
+    hit = process.extractOne(place, cat.country_keys(), scorer=fuzz.ratio,
+                             score_cutoff=TYPO_CUTOFF)  # fmt: skip
     return cat.country_code(hit[0]) if hit else None
+
+
+def _region_country(place: str, cat: Catalog) -> str | None:
+    """The country of a region only one country has ("Texas"; not "CA", which is also
+    Canada's code, nor a name two countries share), then of a trailing country name
+    ("Texas USA")."""
+    countries = {country for country, _ in cat.regions_for(place)}
+    if len(countries) == 1 and len(place) > 2:
+        return countries.pop()
+    words = place.split()
+    for n in (2, 1):
+        if len(words) > n and (code := cat.country_code(" ".join(words[-n:]))) is not None:
+            return code
+    return None
 
 
 def is_airport_phrase(text: str) -> bool:

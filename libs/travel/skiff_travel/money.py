@@ -5,7 +5,8 @@ Separators follow the writer, not one locale:
 * with both "," and ".", the one written last is the decimal mark ("6,400.50", "1.200,50");
 * with one kind only, a separator followed by exactly three digits groups thousands
   ("6,400", "1.200", "12 000"), any other is the decimal mark ("99.5", "12,75");
-* "k" after a figure is thousands ("3k", "2.5k USD").
+* "k" after a figure is thousands ("3k", "2.5k USD"); ".-" after one means no cents
+  ("CHF 4'500.-").
 
 The currency is an ISO 4217 code from a symbol, a code or a word written before or after
 the figure; none means the caller's default. Anything else (two figures, a negative amount,
@@ -54,7 +55,7 @@ def parse_money(text: str) -> Money:
     """The amount and currency in `text`; raises `MoneyParseError` when it is not one."""
     if not isinstance(text, str):
         raise MoneyParseError(f"not text: {type(text).__name__}")
-    cleaned = re.sub(r"\s+", " ", fold(text).strip().rstrip("."))
+    cleaned = re.sub(r"\s+", " ", re.sub(r"\.[-–]$", "", fold(text).strip()).rstrip("."))
     match = _AMOUNT.match(cleaned)
     if match is None:
         raise MoneyParseError(f"cannot read {text[:MAX_INPUT]!r} as an amount of money")

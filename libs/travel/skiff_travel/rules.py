@@ -49,6 +49,7 @@ from skiff_travel.dates import (
     DateParseError,
     ImpossibleDateError,
     TimeParseError,
+    date_range_end,
     resolve_date,
     resolve_duration,
     resolve_time,
@@ -190,7 +191,7 @@ class _Checker:
         if text is None:
             return None
         try:
-            value = resolve_date(text, self.reference)
+            value = resolve_date(date_range_end(text, 0), self.reference)
         except DateParseError as exc:
             self.date_error(exc, field_name)
             return None
@@ -215,6 +216,7 @@ class _Checker:
         """A date that must not precede `first` (strictly follow it when `strict`)."""
         if text is None:
             return None
+        text = date_range_end(text, 1)
         if (length := resolve_duration(text)) is not None:
             if first is None:
                 self.add(
