@@ -345,7 +345,7 @@ def _pickup_roles(draft: CarsDraft) -> CarsDraft:
     city, location = draft.pickup_city, draft.pickup_location
     if city is None and location is not None and _is_bare_city(location):
         return draft.model_copy(update={"pickup_city": location, "pickup_location": None})
-    if location is None and city is not None and (_is_spot(city) or _is_named_airport(city)):
+    if location is None and city is not None and _is_location(city):
         return draft.model_copy(update={"pickup_city": None, "pickup_location": city})
     return draft
 
@@ -358,14 +358,12 @@ def _is_bare_city(place: str) -> bool:
     return isinstance(found, Grounded) and found.airport is None
 
 
-def _is_named_airport(place: str) -> bool:
-    return is_airport_phrase(place) and isinstance(ground_city(place), Grounded)
-
-
-def _is_spot(place: str) -> bool:
-    return bool(_SPOT_WORDS.search(normalize_key(place))) and not isinstance(
-        ground_city(place), Grounded
-    )
+def _is_location(place: str) -> bool:
+    """An airport named as one ("Logan Airport"), or a spot no city grounds ("King Street
+    Station"): the place is grounded once."""
+    if isinstance(ground_city(place), Grounded):
+        return is_airport_phrase(place)
+    return bool(_SPOT_WORDS.search(normalize_key(place)))
 
 
 def without(draft: DraftT, fields: Iterable[str]) -> DraftT:
