@@ -29,7 +29,13 @@ from skiff_extraction.evidence import (
 from skiff_extraction.pipeline import Extractor, ModelIdentity
 from skiff_extraction.schema import decoding_schema
 from skiff_extraction.scoring import SlotScore, matches
-from skiff_extraction.stated import DATE_PAIRS, count_problems, placed_dates
+from skiff_extraction.stated import (
+    DATE_PAIRS,
+    count_problems,
+    placed_dates,
+    stated_party,
+    withdrawn_fields,
+)
 from skiff_inference.engine import Generation, TokenLogprob
 from skiff_travel.rules import reason_for
 
@@ -302,6 +308,45 @@ def test_a_bad_count_stays_a_problem_when_the_later_number_is_not_a_count() -> N
 @pytest.mark.parametrize(
     ("draft", "text", "expected"),
     [
+        (FlightsDraft(), "Oslo to Lisbon on May 3, please book 2 tickets", 2),
+        (FlightsDraft(passengers=2), "Two tickets Oslo-Lisbon. Hmm, make that 5 tickets.", 5),
+        (FlightsDraft(passengers=4), "Four seats? No, 1 ticket, Oslo-Lisbon.", 1),
+        (HotelsDraft(), "A room in Lisbon for three guests", 3),
+        (FlightsDraft(), "A one-way ticket Oslo to Lisbon", None),  # "one-way" counts nothing
+        (FlightsDraft(), "Oslo to Lisbon for 3 people, and a hotel for 2", None),  # not its unit
+        (FlightsDraft(passengers=4), "A family of four to Lisbon, 3 tickets", 3),
+        (FlightsDraft(passengers=4), "A family of four to Lisbon", 4),  # no count of its unit
+        (FlightsDraft(), "Oslo to Lisbon for -3 tickets", None),  # out of range: count_problems
+    ],
+)  # fmt: skip
+def test_a_party_size_the_text_last_states_in_its_own_unit_is_the_one_kept(
+    draft: FlightsDraft | HotelsDraft, text: str, expected: int | None
+) -> None:
+    name = "passengers" if isinstance(draft, FlightsDraft) else "guests"
+    assert getattr(stated_party(draft, text), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "withdrawn"),
+    [
+        ("Oslo to Lisbon May 3, back May 9. On second thought, a one-way flight.", True),
+        ("Oslo to Lisbon May 3, back May 9. Find me oneway flights instead", True),
+        ("One way Oslo to Lisbon May 3. Oh, I need a return flight too: May 9.", False),
+        ("A one-way to Lisbon on May 3, then back on May 9", False),  # the date comes later
+        ("Oslo to Lisbon May 3, back May 9; one way or round trip, either", False),
+    ],
+)
+def test_a_return_date_stands_unless_the_text_then_asks_for_one_way(
+    text: str, withdrawn: bool
+) -> None:
+    draft = FlightsDraft(departure_date="May 3", return_date="May 9")
+    assert withdrawn_fields(draft, text) == (("return_date",) if withdrawn else ())
+    assert withdrawn_fields(HotelsDraft(check_out_date="May 9"), text) == ()
+
+
+@pytest.mark.parametrize(
+    ("draft", "text", "expected"),
+    [
         (
             CarsDraft(pickup_date="March 10", dropoff_date="March 12"),
             "pick it up on March 12 and drop it off on March 10",
@@ -437,6 +482,33 @@ def test_a_reordered_pair_or_an_impossible_date_is_a_business_rule_never_a_booki
 ) -> None:
     """A car with drop-off before pick-up was booked with the drop-off date as pick-up."""
     assert _escalation(_checked(domain, text, draft)) == ("business_rule", [problem])
+
+
+@pytest.mark.parametrize(
+    ("text", "withdrawn"),
+    [
+        ("A hotel in Oslo from May 3 to May 9, and basic cover", ("trip_start", "trip_end")),
+        ("Flights Oslo-Rome May 3, back May 9; insure the two of us", ("trip_start", "trip_end")),
+        ("A hotel in Oslo May 3 to May 9 and a policy for the same dates", ()),
+        ("Insurance for my flight to Rome on May 3, back May 9", ()),  # "my flight": its clause
+        ("We fly to Rome May 3 and back May 9, please insure us", ()),  # no other step opened
+        ("A car in Rome; cover from May 3 to May 9", ()),  # said in the policy's own clause
+    ],
+)  # fmt: skip
+def test_a_policy_s_dates_said_only_for_another_step_are_not_the_policy_s(
+    text: str, withdrawn: tuple[str, ...]
+) -> None:
+    assert withdrawn_fields(InsuranceDraft(trip_start="May 3", trip_end="May 9"), text) == withdrawn
+
+
+def test_a_return_date_the_text_takes_back_is_dropped_and_recorded() -> None:
+    text = "Boston to Denver, March 12, back March 16, 3 tickets. Hmm, make it a one-way flight."
+    reply = _checked("flights", text, {**FLIGHT, "return_date": "March 16", "passengers": 2})
+    # 2 is said nowhere (dropped); the text's own count of tickets takes its place.
+    assert isinstance(reply, Extracted) and reply.dropped_fields == ("passengers", "return_date")
+    assert reply.params.model_dump(include={"return_date", "passengers"}) == {
+        "return_date": None, "passengers": 3,
+    }  # fmt: skip
 
 
 def test_the_same_pair_in_the_users_order_is_extracted() -> None:

@@ -42,7 +42,7 @@ from skiff_extraction.router import NGRAM_BUCKETS, Route, RouterModel, hashed, r
 from skiff_flywheel.router_data import call_log_routes
 from skiff_inference.engine import EngineError
 from skiff_inference.static_embeddings import StaticEmbedder
-from skiff_planner.routers import RouterVersions, version_loader
+from skiff_planner.routers import RETRY_UNUSABLE_S, RouterVersions, version_loader
 from skiff_planner.routing import RegistrySnapshot
 from skiff_planner.service import Planner
 from tests.fakes.planner import (
@@ -210,9 +210,17 @@ def test_a_router_file_that_is_not_its_card_s_does_not_serve(tmp_path: Path) -> 
     registry = MemoryRegistry(champion, card("hotels", status="champion"))
     registry.aliases["router.route"] = TaskAliases(task="router.route", champion=champion.model_id)
     fallback = FixedRouter(Route(("flights",)))
-    versions = RouterVersions(fallback, version_loader(None))
+    now = [0.0]
+    versions = RouterVersions(fallback, version_loader(None), clock=lambda: now[0])
     serving_id, serving = versions.for_trip(registry.snapshot(), "t1").serving
     assert serving is fallback and serving_id == "router.route/unregistered@0"
+    # Put right, the file is not read again on every trip, but after the retry interval.
+    registry.cards[champion.model_id] = champion.model_copy(
+        update={"adapter_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    )
+    assert versions.for_trip(registry.snapshot(), "t2").serving[1] is fallback
+    now[0] = RETRY_UNUSABLE_S
+    assert versions.for_trip(registry.snapshot(), "t3").serving[0] == champion.model_id
 
 
 @pytest.mark.parametrize(

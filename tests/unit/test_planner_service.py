@@ -240,6 +240,19 @@ async def test_a_four_domain_trip_is_extracted_held_confirmed_and_completed() ->
     )
 
 
+async def test_a_policy_without_dates_takes_the_rental_car_s_dates() -> None:
+    trip = Trip("cars", "insurance")
+    trip.params = {**STANDALONE, "cars": CarsRequest(
+        pickup_city="Denver", pickup_date=date(2026, 3, 12), dropoff_date=date(2026, 3, 15),
+    )}  # fmt: skip
+    await trip.submit()
+    await trip.extract_all()
+    await trip.hold(trip.last(HoldTask))
+    insurance = trip.last(HoldTask).params
+    assert isinstance(insurance, InsuranceRequest)
+    assert (insurance.trip_start, insurance.trip_end) == (date(2026, 3, 12), date(2026, 3, 15))
+
+
 async def test_a_sold_out_hold_releases_every_other_hold_newest_first() -> None:
     trip = Trip("flights", "hotels", "cars")
     await trip.submit()

@@ -29,7 +29,12 @@ from skiff_extraction.evidence import (
 from skiff_extraction.pricing import ModelPrice, price
 from skiff_extraction.prompts import PROMPT_VERSION, extraction_messages
 from skiff_extraction.schema import decoding_schema
-from skiff_extraction.stated import count_problems, placed_dates
+from skiff_extraction.stated import (
+    count_problems,
+    placed_dates,
+    stated_party,
+    withdrawn_fields,
+)
 from skiff_inference.engine import ChatMessage, Engine, EngineError, Generation
 from skiff_travel.rules import Rejection, ground_draft, with_problems
 
@@ -156,8 +161,9 @@ class Extractor:
             )
         attempt = draft.model_dump(mode="json")
         dropped = unsupported_fields(draft, task.text)
+        dropped += tuple(f for f in withdrawn_fields(draft, task.text) if f not in dropped)
         checked = completed_places(completed_dates(without(draft, dropped), task.text), task.text)
-        checked = reassigned_roles(checked, task.text)
+        checked = stated_party(reassigned_roles(checked, task.text), task.text)
         checked, misplaced = placed_dates(checked, task.text)
         # What the text states is checked whatever the draft holds (a count out of range).
         stated = (*misplaced, *count_problems(checked, task.text))

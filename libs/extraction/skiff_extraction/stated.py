@@ -8,6 +8,12 @@ way a value goes wrong: the text says it, and the draft does not carry it faithf
   whether the model flipped its sign (3), dropped it (null) or copied it (the rules then
   report it too). The latest statement counts, so an answer ("3 adults", or a bare "3" that
   the draft carries) settles an earlier one. Zero children is a fine count; zero adults not.
+* Party sizes. A count the text states in the field's own unit ("2 tickets" for passengers,
+  "3 guests" for guests) is the party size, the latest one where it changes ("one ticket.
+  Oh, make that 3 tickets"), whatever the model left out or kept. Other units ("people",
+  "of us") may size another step of a trip, so they decide nothing.
+* Values for another step. A flight's return date the text takes back ("... find me a
+  one-way flight") and a policy's dates said only in another step's clause are dropped.
 * Date roles. Each date of a pair (departure/return, check-in/check-out, pick-up/drop-off,
   trip start/end) belongs in the slot the text's own cue right before it names ("drop it
   off on March 10"). A model, or the LLM tier told the order was wrong, that moves the
@@ -133,6 +139,90 @@ def count_problems(draft: BaseModel, text: str) -> tuple[Problem, ...]:
             )
             break
     return tuple(problems)
+
+
+# "a one-way ticket" is no count of tickets.
+_ONE_WAY_SAID = re.compile(r"\bone\s*-?\s*way\b")
+# Units that count one step's party only: a flight's tickets, a hotel's guests.
+OWN_PARTY_UNITS = {"passengers": r"tickets?|passengers?", "guests": r"guests?"}
+
+
+def stated_party(draft: DraftT, text: str) -> DraftT:
+    """The draft with its party size as the text last states it in the field's own unit
+    (in range; an out-of-range count is `count_problems`' to report)."""
+    folded = text[:REQUEST_LIMIT].casefold()
+    update: dict[str, int] = {}
+    for name, units in OWN_PARTY_UNITS.items():
+        if name not in type(draft).model_fields:
+            continue
+        rule = CountRule(units, PARTY_MIN, PARTY_MAX, "party_size")
+        stated = [s for s in stated_counts(rule, folded) if not _ONE_WAY_SAID.search(s.said)]
+        if stated and _in_range(rule, stated[-1]):
+            update[name] = stated[-1].value
+    return draft.model_copy(update=update) if update else draft
+
+
+# --- values the text gives another step, or takes back ---------------------------------
+
+_ONE_WAY = r"one ?way"
+_ROUND_TRIP = r"round ?trips?|round ?tripper|return (?:flights?|tickets?|trip)|there and back"
+# Nouns that open another step of a trip ("a flight", "a hotel"; not "my flight", which a
+# policy clause refers to), the policy's own words, and a policy said to take their dates.
+_OTHER_STEP = r"flights?|airfare|plane tickets?|hotels?|rooms?|cars?|rental|suv|minivan"
+_POLICY = r"insurance|insure|insured|cover|coverage|policy|protection"
+_SAME_DATES = (r"(?:same|those|these|trip|trips|trip s) (?:dates|days|nights|period)"
+               r"|(?:whole|entire|the) (?:trip|stay)")  # fmt: skip
+
+
+def _mentions(value: str, normalized: str) -> list[int]:
+    key = normalize_key(value)
+    return [m.start() for m in re.finditer(rf"(?<!\S){re.escape(key)}(?!\S)", normalized)]
+
+
+def _one_way_after_return(draft: FlightsDraft, normalized: str) -> tuple[str, ...]:
+    said = _mentions(draft.return_date or "", normalized)
+    kinds = list(re.finditer(rf"\b(?:(?P<one>{_ONE_WAY})|{_ROUND_TRIP})\b", normalized))
+    if said and kinds and kinds[-1]["one"] is not None and kinds[-1].start() > said[-1]:
+        return ("return_date",)
+    return ()
+
+
+def _dates_of_other_steps(draft: InsuranceDraft, normalized: str) -> tuple[str, ...]:
+    if re.search(rf"\b(?:{_SAME_DATES})\b", normalized):
+        return ()
+    cues = [
+        (m.start(), m["policy"] is not None)
+        for m in re.finditer(rf"\b(?:(?P<policy>{_POLICY})|{_OTHER_STEP})\b", normalized)
+        if m["policy"] or not re.search(r"\b(?:my|our)\s$", normalized[: m.start()])
+    ]
+    if all(policy for _, policy in cues):
+        return ()
+
+    def elsewhere(at: int) -> bool:
+        before = [policy for start, policy in cues if start < at]
+        return bool(before) and not before[-1]
+
+    return tuple(
+        name for name in ("trip_start", "trip_end")
+        if (said := _mentions(getattr(draft, name) or "", normalized)) and all(map(elsewhere, said))
+    )  # fmt: skip
+
+
+def withdrawn_fields(draft: BaseModel, text: str) -> tuple[str, ...]:
+    """The draft's fields whose values the text says, but not for this step.
+
+    A flight's return date, when the text's last word on the kind of trip, said after the
+    date's last mention, is one way ("back on the 10th ... can you find me a one-way
+    flight?"). A policy's dates, when the text says them only in another step's clause ("a
+    car from Dec 12 to Dec 15, plus a basic insurance policy") and never ties the policy to
+    them ("for the trip dates"): the planner then gives the policy the trip's dates.
+    """
+    normalized = normalize_key(text, REQUEST_LIMIT)
+    if isinstance(draft, FlightsDraft) and draft.return_date is not None:
+        return _one_way_after_return(draft, normalized)
+    if isinstance(draft, InsuranceDraft):
+        return _dates_of_other_steps(draft, normalized)
+    return ()
 
 
 # --- date roles ---------------------------------------------------------------------------

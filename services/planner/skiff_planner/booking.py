@@ -81,6 +81,10 @@ def complete(requests: Mapping[Domain, Request]) -> dict[Domain, Request]:
                 "trip_start": hotel.check_in_date, "trip_end": hotel.check_out_date,
                 "travelers": hotel.guests,
             })  # fmt: skip
+        if isinstance(cars, CarsRequest):
+            insurance = _fill(insurance, {
+                "trip_start": cars.pickup_date, "trip_end": cars.dropoff_date,
+            })  # fmt: skip
         done["insurance"] = insurance
     return done
 

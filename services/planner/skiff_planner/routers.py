@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ from skiff_planner.ports import RouteEscalation
 from skiff_planner.routing import RegistrySnapshot, bucket
 
 log = structlog.get_logger()
+# A version whose file failed its check is not read again for this long: the file is not
+# re-hashed and the error not logged again on every trip, and a file put right is picked up.
+RETRY_UNUSABLE_S = 60.0
 
 
 class RouterFileError(ValueError):
@@ -61,10 +65,17 @@ class Versions:
 class RouterVersions:
     """Router versions by model id, loaded from their cards' files once."""
 
-    def __init__(self, fallback: Router, load: Callable[[Path], Router]) -> None:
+    def __init__(
+        self,
+        fallback: Router,
+        load: Callable[[Path], Router],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.fallback = (shipped_model_id(fallback), fallback)
         self.load = load
+        self.clock = clock
         self.loaded: dict[str, Router] = {}
+        self.failed_at: dict[str, float] = {}
 
     def _router(self, card: ModelCard) -> Router:
         if card.model_id not in self.loaded:
@@ -80,11 +91,17 @@ class RouterVersions:
     def _usable(self, card: ModelCard | None) -> tuple[str, Router] | None:
         if card is None or card.status == "retired":
             return None
+        failed = self.failed_at.get(card.model_id)
+        if failed is not None and self.clock() - failed < RETRY_UNUSABLE_S:
+            return None
         try:
-            return card.model_id, self._router(card)
+            usable = card.model_id, self._router(card)
         except (RouterFileError, OSError, ValueError) as error:
             log.error("router version unusable", model_id=card.model_id, error=str(error))
+            self.failed_at[card.model_id] = self.clock()
             return None
+        self.failed_at.pop(card.model_id, None)
+        return usable
 
     def for_trip(self, snapshot: RegistrySnapshot, trip_id: str) -> Versions:
         live = [c for c in snapshot.cards.values() if c.task == ROUTER_TASK]
