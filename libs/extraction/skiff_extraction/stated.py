@@ -174,13 +174,16 @@ _SAME_DATES = (r"(?:same|those|these|trip|trips|trip s) (?:dates|days|nights|per
                r"|(?:whole|entire|the) (?:trip|stay)")  # fmt: skip
 
 
-def _mentions(value: str, normalized: str) -> list[int]:
-    key = normalize_key(value)
+def _mentions(value: str | None, normalized: str) -> list[int]:
+    """Where the normalized text says `value` as whole words (nowhere, for an empty value)."""
+    key = normalize_key(value or "")
+    if not key:
+        return []
     return [m.start() for m in re.finditer(rf"(?<!\S){re.escape(key)}(?!\S)", normalized)]
 
 
 def _one_way_after_return(draft: FlightsDraft, normalized: str) -> tuple[str, ...]:
-    said = _mentions(draft.return_date or "", normalized)
+    said = _mentions(draft.return_date, normalized)
     kinds = list(re.finditer(rf"\b(?:(?P<one>{_ONE_WAY})|{_ROUND_TRIP})\b", normalized))
     if said and kinds and kinds[-1]["one"] is not None and kinds[-1].start() > said[-1]:
         return ("return_date",)
@@ -204,7 +207,7 @@ def _dates_of_other_steps(draft: InsuranceDraft, normalized: str) -> tuple[str, 
 
     return tuple(
         name for name in ("trip_start", "trip_end")
-        if (said := _mentions(getattr(draft, name) or "", normalized)) and all(map(elsewhere, said))
+        if (said := _mentions(getattr(draft, name), normalized)) and all(map(elsewhere, said))
     )  # fmt: skip
 
 
@@ -292,12 +295,9 @@ def _cued(words: list[str], pair: DatePair) -> str | None:
 def date_role(value: str | None, text: str, pair: DatePair) -> str | None:
     """The role the text's cues give `value` ('first' or 'second'), when every cued mention
     of it agrees; None when it is not found, not cued, or cued both ways."""
-    key = normalize_key(value or "")
-    if not key:
-        return None
     roles = set()
-    for m in re.finditer(rf"(?<!\S){re.escape(key)}(?!\S)", text):
-        role = _cued(text[: m.start()].split(), pair)
+    for start in _mentions(value, text):
+        role = _cued(text[:start].split(), pair)
         if role is not None:
             roles.add(role)
     return roles.pop() if len(roles) == 1 else None
